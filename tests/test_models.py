@@ -1,0 +1,96 @@
+"""Models: the seeds' parameter counts, 32 and 64 px inputs, channels_last, bf16, summary, Grad-CAM layers."""
+
+import pytest
+import torch
+from torch import nn
+
+from eva_helpers.models import CustomResNet, ResNet18, build_model, count_params, gradcam_layers, model_summary
+
+
+@pytest.mark.parametrize(
+    ("name", "num_classes", "expected"),
+    [("custom_resnet", 10, 6_573_130), ("resnet18", 10, 11_173_962), ("resnet18", 200, 11_271_432)],
+)
+def test_parameter_counts_match_the_seeds(name, num_classes, expected):
+    model = build_model(name=name, num_classes=num_classes)
+    assert count_params(model) == expected
+    assert count_params(model, trainable_only=True) == expected
+
+
+def test_custom_resnet_layout_follows_the_seed():
+    model = CustomResNet(num_classes=10)
+    assert list(dict(model.named_children())) == ["prep", "layer1", "layer2", "layer3", "pool", "flatten", "fc"]
+    # layer: conv -> maxpool -> BN -> ReLU, in that order; the FC layer has a bias; no softmax anywhere
+    assert [type(m) for m in model.layer2] == [nn.Conv2d, nn.MaxPool2d, nn.BatchNorm2d, nn.ReLU]
+    assert model.fc.bias is not None
+    assert not any(isinstance(m, (nn.Softmax, nn.LogSoftmax)) for m in model.modules())
+    assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_custom_resnet_residual_adds_x_and_r():
+    model = CustomResNet(num_classes=10).eval()
+    x = torch.randn(2, 128, 16, 16)
+    with torch.no_grad():
+        block_x = model.layer3.conv(model.layer2(x))
+        expected = block_x + model.layer3.res(block_x)
+        torch.testing.assert_close(model.layer3(model.layer2(x)), expected)
+
+
+@pytest.mark.parametrize(("name", "size"), [("custom_resnet", 32), ("resnet18", 32), ("resnet18", 64)])
+def test_forward_shapes_channels_last_and_bf16(name, size):
+    torch.manual_seed(0)
+    model = build_model(name=name, num_classes=7).eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        ref = model(x)
+        assert ref.shape == (2, 7) and ref.dtype == torch.float32
+        model_cl = model.to(memory_format=torch.channels_last)
+        out_cl = model_cl(x.to(memory_format=torch.channels_last))
+        torch.testing.assert_close(out_cl, ref, rtol=1e-4, atol=1e-4)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out_bf16 = model_cl(x.to(memory_format=torch.channels_last))
+    assert out_bf16.shape == (2, 7) and torch.isfinite(out_bf16.float()).all()
+
+
+def test_custom_resnet_trains_one_step_in_train_mode():
+    torch.manual_seed(0)
+    model = build_model(name="custom_resnet", num_classes=10).train()
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_custom_resnet_rejects_other_image_sizes_with_a_hint():
+    with pytest.raises(ValueError, match="resnet18"):
+        CustomResNet()(torch.zeros(1, 3, 64, 64))
+
+
+def test_build_model_rejects_unknown_names_and_bad_class_counts():
+    with pytest.raises(ValueError, match="custom_resnet, resnet18"):
+        build_model(name="resnet50", num_classes=10)
+    with pytest.raises(ValueError, match="num_classes"):
+        build_model(name="resnet18", num_classes=0)
+
+
+def test_model_summary_counts_params_and_leaves_the_model_alone():
+    model = build_model(name="resnet18", num_classes=200).train()
+    stats = model_summary(model=model, image_size=64, batch_size=2)
+    assert stats.total_params == 11_271_432
+    assert "layer4" in str(stats)
+    assert model.training and all(m.training for m in model.modules())
+    with pytest.raises(ValueError, match="image_size"):
+        model_summary(model=model, image_size=0)
+
+
+@pytest.mark.parametrize(("model", "names"), [(CustomResNet(), ["layer1", "layer2", "layer3"]),
+                                               (ResNet18(), ["layer2", "layer3", "layer4"])])
+def test_gradcam_layers_are_submodules_deepest_last(model, names):
+    layers = gradcam_layers(model)
+    assert list(layers) == names
+    assert all(layers[n] is getattr(model, n) for n in names)
+
+
+def test_gradcam_layers_unknown_model():
+    with pytest.raises(ValueError, match="build_model"):
+        gradcam_layers(nn.Linear(2, 2))
