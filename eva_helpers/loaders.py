@@ -1,0 +1,177 @@
+"""Batches for training and evaluation.
+
+Two training paths give the same augmentations:
+- "device": the whole split lives on the training device as one uint8 tensor; each step gathers a
+  batch, augments it in one go (augment.BatchAugment), normalises it and hands it over. No
+  DataLoader, no per-image Python: this is what keeps a GPU busy (airbench, Page's ResNet-9).
+- "torch": the seed-style reference, a DataLoader running albumentations image by image.
+
+Every epoch's shuffle and augmentation are drawn from generators seeded by (seed, epoch, rank), so
+an epoch is the same whether the run was interrupted before it or not.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from . import augment as aug_lib
+from .errors import DataError
+
+
+def epoch_seed(*, seed: int, epoch: int, rank: int = 0) -> int:
+    """A distinct, reproducible 63-bit seed for each (seed, epoch, rank)."""
+    return int(np.random.SeedSequence([seed, epoch + 1, rank]).generate_state(1, np.uint64)[0]) >> 1
+
+
+def auto_workers() -> int:
+    """DataLoader workers that suit this machine: none on two cores, where workers steal the training step's cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if cores <= 2 else min(8, cores // 2)
+
+
+class DeviceLoader:
+    """Batches from a uint8 (N, H, W, 3) array held on `device`, optionally augmented with BatchAugment."""
+
+    def __init__(
+        self, *, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device, mean: Sequence[float],
+        std: Sequence[float], augment: aug_lib.BatchAugment | None = None, shuffle: bool = False,
+        drop_last: bool = False, seed: int = 0, channels_last: bool = True, rank: int = 0, world_size: int = 1,
+    ):
+        self.device = torch.device(device)
+        self.x = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(self.device)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.augment, self.seed, self.channels_last = augment, seed, channels_last
+        self.rank, self.world_size = rank, world_size
+        self.mean = torch.tensor([m * 255 for m in mean], device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor([s * 255 for s in std], device=self.device).view(1, 3, 1, 1)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose shuffle and augmentation the next iteration draws."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        if self.shuffle:  # training: global batches split across ranks
+            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return -(-len(range(self.rank, n, self.world_size)) // self.batch_size)
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.y)
+        if not self.shuffle:
+            return torch.arange(self.rank, n, self.world_size)
+        g = torch.Generator().manual_seed(epoch_seed(seed=self.seed, epoch=self.epoch))
+        return torch.randperm(n, generator=g)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._order().to(self.device)
+        gen = torch.Generator(device=self.device).manual_seed(epoch_seed(seed=self.seed, epoch=self.epoch, rank=self.rank))
+        per_rank = self.batch_size // self.world_size if self.shuffle else self.batch_size
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            if self.shuffle and self.world_size > 1:
+                idx = idx[self.rank * per_rank:(self.rank + 1) * per_rank]
+            xb = self.x[idx].permute(0, 3, 1, 2)  # NHWC storage seen as NCHW: already channels_last strides
+            xb = self.augment(xb, generator=gen) if self.augment is not None else xb.float()
+            xb = (xb - self.mean) / self.std
+            xb = xb.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+            yield xb, self.y[idx]
+
+
+class AlbumentationsDataset(Dataset):
+    """Images from a uint8 (N, H, W, 3) array through an albumentations pipeline, one at a time."""
+
+    def __init__(self, *, x: np.ndarray, y: np.ndarray, transform):
+        self.x, self.y, self.transform = x, np.asarray(y, dtype=np.int64), transform
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        return self.transform(image=self.x[i])["image"], int(self.y[i])
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Seed each worker's copy of the pipeline from the loader's per-epoch generator."""
+    info = torch.utils.data.get_worker_info()
+    aug_lib.seed_albumentations(transform=info.dataset.transform, seed=torch.initial_seed() % 2**32)
+
+
+class TorchLoader:
+    """The seed-style path: DataLoader + per-image albumentations, batches on the CPU until the engine moves them."""
+
+    def __init__(
+        self, *, x: np.ndarray, y: np.ndarray, batch_size: int, transform, num_workers: int, seed: int = 0,
+        drop_last: bool = True, rank: int = 0, world_size: int = 1, pin_memory: bool = False,
+    ):
+        self.dataset = AlbumentationsDataset(x=x, y=y, transform=transform)
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.drop_last, self.rank, self.world_size, self.pin_memory = drop_last, rank, world_size, pin_memory
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose shuffle and augmentation the next iteration draws."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _loader(self) -> DataLoader:
+        n = len(self.dataset)
+        g = torch.Generator().manual_seed(epoch_seed(seed=self.seed, epoch=self.epoch))
+        order = torch.randperm(n, generator=g)[: len(self) * self.batch_size if self.drop_last else n]
+        per_rank = self.batch_size // self.world_size
+        # each rank reads its own slice of every global batch
+        mine = order.view(-1, self.batch_size)[:, self.rank * per_rank:(self.rank + 1) * per_rank].reshape(-1) \
+            if self.drop_last else order[self.rank::self.world_size]
+        worker_gen = torch.Generator().manual_seed(epoch_seed(seed=self.seed, epoch=self.epoch, rank=self.rank))
+        if self.num_workers == 0:
+            aug_lib.seed_albumentations(transform=self.dataset.transform,
+                                        seed=int(torch.randint(2**31, (1,), generator=worker_gen)))
+        return DataLoader(
+            self.dataset, batch_size=per_rank, sampler=mine.tolist(), num_workers=self.num_workers,
+            worker_init_fn=_seed_worker if self.num_workers else None, generator=worker_gen,
+            pin_memory=self.pin_memory, drop_last=self.drop_last, persistent_workers=False,
+        )
+
+    def __iter__(self):
+        return iter(self._loader())
+
+
+def make_loaders(
+    *, data, batch_size: int, device: torch.device, augment: dict, loader: str = "auto", seed: int = 0,
+    num_workers: int | None = None, channels_last: bool = True, rank: int = 0, world_size: int = 1,
+    eval_batch_size: int | None = None,
+):
+    """The training and held-out loaders for `data` (an ImageData); training drops the last partial batch."""
+    if loader not in ("auto", "device", "torch"):
+        raise ValueError(f"loader={loader!r} is unknown; choose 'auto', 'device' or 'torch'.")
+    if batch_size % world_size:
+        raise ValueError(f"batch_size={batch_size} must divide evenly across {world_size} processes.")
+    if len(data.y_train) < batch_size:
+        raise DataError(
+            f"the training split has {len(data.y_train)} images, fewer than one batch (batch_size={batch_size}); "
+            f"lower batch_size or raise train_limit."
+        )
+    device = torch.device(device)
+    common = dict(mean=data.mean, std=data.std, channels_last=channels_last, rank=rank, world_size=world_size)
+    evaluation = DeviceLoader(x=data.x_test, y=data.y_test, batch_size=eval_batch_size or batch_size,
+                              device=device, **common)
+    if loader in ("auto", "device"):
+        batch_aug = aug_lib.BatchAugment(mean=data.mean, **augment)
+        train = DeviceLoader(x=data.x_train, y=data.y_train, batch_size=batch_size, device=device,
+                             augment=batch_aug, shuffle=True, drop_last=True, seed=seed, **common)
+    else:
+        transform = aug_lib.albumentations_train(mean=data.mean, std=data.std, image_size=data.image_size, **augment)
+        workers = auto_workers() if num_workers is None else num_workers
+        train = TorchLoader(x=data.x_train, y=data.y_train, batch_size=batch_size, transform=transform,
+                            num_workers=workers, seed=seed, rank=rank, world_size=world_size,
+                            pin_memory=device.type == "cuda")
+    return train, evaluation

@@ -1,0 +1,207 @@
+"""The training recipe end to end on generated data: products, resume, divergence, the command line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from eva_helpers import engine
+from eva_helpers.checkpoint import load_torch
+from eva_helpers.params import TRAIN_PARAMS, check_params, defaults
+from eva_helpers.data import load_data_for
+from eva_helpers.train import build_model_for, fit, load_trained, main
+
+from fakes import make_cifar10_batches
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory):
+    return make_cifar10_batches(tmp_path_factory.mktemp("cifar"), n_train_per_class=5, n_test_per_class=2, seed=0)
+
+
+def recipe(data_dir, out_dir, **over):
+    values = {**defaults(TRAIN_PARAMS), "data_dir": str(data_dir), "out_dir": str(out_dir), "download": False,
+              "epochs": 3, "peak_epoch": 1, "batch_size": 10, "max_lr": 0.02, "progress": False, "precision": "fp32",
+              "channels_last": False, **over}
+    return check_params(namespace=values, names=TRAIN_PARAMS)
+
+
+def train(params):
+    data = load_data_for(params)
+    return fit(model=build_model_for(params, num_classes=data.num_classes), data=data, params=params)
+
+
+def test_fit_writes_every_product(cifar, tmp_path):
+    params = recipe(cifar, tmp_path, max_lr=None, finder_iters=6)
+    result = train(params)
+    out = Path(params["out_dir"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    steps = 50 // 10
+    assert metrics["finished"] and metrics["steps_per_epoch"] == steps
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3]
+    assert set(metrics["history"][0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr"}
+    assert len(metrics["lr_per_step"]) == 3 * steps and len(metrics["epoch_seconds"]) == 3
+    assert metrics["test_acc"] == metrics["history"][-1]["test_acc"] and 0 <= metrics["test_acc"] <= 1
+    assert metrics["best_test_acc"] == max(h["test_acc"] for h in metrics["history"])
+    assert metrics["max_lr_source"] == "lr range test" and metrics["params"]["max_lr"] > 0
+    max_lr = metrics["params"]["max_lr"]
+    assert metrics["history"][0]["lr"] == pytest.approx(max_lr)  # the peak is the last step of peak_epoch
+    assert metrics["lr_per_step"][0] == pytest.approx(max_lr / 100)
+    assert metrics["lr_per_step"][-1] == pytest.approx(max_lr / 1e4)
+    assert metrics["seed"] == 1 and metrics["device"] == "cpu" and "torch" in metrics["versions"]
+    assert metrics["test_split"] == "test" and metrics["params"]["augment"]["cutout"] == 8
+    finder = json.loads((out / "lr_finder.json").read_text())
+    assert finder["suggested_lr"] == max_lr and len(finder["lr"]) == len(finder["loss"]) > 0
+    saved = torch.load(out / "model.pt", weights_only=True)
+    assert set(saved) == {"model", "meta"} and saved["meta"]["num_classes"] == 10
+    model, meta = load_trained(path=out / "model.pt")
+    assert meta["classes"][0] == "airplane" and meta["test_acc"] == metrics["test_acc"]
+    for k, v in result["model"].state_dict().items():
+        assert torch.equal(model.state_dict()[k], v.cpu())
+
+
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(cifar, tmp_path, monkeypatch):
+    full = train(recipe(cifar, tmp_path / "full"))
+
+    real = engine.train_epoch
+
+    def interrupted(**kw):
+        if kw["epoch"] == 2:
+            raise KeyboardInterrupt
+        return real(**kw)
+
+    monkeypatch.setattr("eva_helpers.train.train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe(cifar, tmp_path / "cut"))
+    assert load_torch(path=tmp_path / "cut" / "checkpoint.pt")["epoch"] == 2
+    monkeypatch.setattr("eva_helpers.train.train_epoch", real)
+    resumed = train(recipe(cifar, tmp_path / "cut", resume=True))
+    assert resumed["history"] == full["history"] and resumed["lr_per_step"] == full["lr_per_step"]
+    for k, v in full["model"].state_dict().items():
+        assert torch.equal(resumed["model"].state_dict()[k], v), k
+
+
+def test_resume_refuses_other_parameters(cifar, tmp_path):
+    train(recipe(cifar, tmp_path, epochs=1))
+    with pytest.raises(ValueError, match="max_lr: checkpoint 0.02 vs now 0.05"):
+        train(recipe(cifar, tmp_path, epochs=1, max_lr=0.05, resume=True))
+
+
+def test_nan_loss_stops_with_epoch_step_and_lr_and_keeps_the_last_checkpoint(cifar, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = torch.nn.CrossEntropyLoss.forward
+
+    def poisoned(self, out, y):
+        calls["n"] += 1
+        loss = real(self, out, y)
+        return loss * float("nan") if calls["n"] == 8 else loss  # step 3 of epoch 2
+
+    monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", poisoned)
+    with pytest.raises(engine.TrainingDiverged, match=r"epoch 2, step 3 of 5 \(LR [0-9.e-]+\)"):
+        train(recipe(cifar, tmp_path))
+    assert load_torch(path=tmp_path / "checkpoint.pt")["epoch"] == 1
+
+
+def test_a_dataset_smaller_than_one_batch_is_refused(cifar, tmp_path):
+    with pytest.raises(ValueError, match="fewer than one batch .batch_size=64.; lower batch_size"):
+        train(recipe(cifar, tmp_path, batch_size=64))
+
+
+def test_command_line_uses_the_same_names_and_products(cifar, tmp_path, capsys):
+    assert main(["--data_dir", str(cifar), "--out_dir", str(tmp_path), "--download", "false", "--epochs", "1",
+                 "--peak_epoch", "1", "--batch_size", "10", "--max_lr", "0.01", "--progress", "false"]) == 0
+    assert {"metrics.json", "model.pt", "checkpoint.pt", "history.png", "lr_schedule.png"} <= {
+        p.name for p in tmp_path.iterdir()}
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_command_line_config_files_are_checked(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: 3\nmax_lrr: 0.1\n")
+    with pytest.raises(ValueError, match="Did you mean 'max_lr'"):
+        main(["--config", str(bad)])
+    for config in sorted((ROOT / "configs").glob("*.yaml")):
+        from eva_helpers.train import read_config
+        check_params(namespace=read_config(config))
+
+
+# --- a real process, killed with SIGKILL at several moments, then resumed -------------------------
+
+KILLER = r'''
+import os, signal, sys
+mode, n = sys.argv[1], int(sys.argv[2])
+count = {"n": 0}
+def tick():
+    count["n"] += 1
+    if count["n"] == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+if mode == "step":            # in the middle of an epoch
+    import torch
+    real_step = torch.optim.SGD.step
+    def step(self, *a, **k):
+        tick()
+        return real_step(self, *a, **k)
+    torch.optim.SGD.step = step
+elif mode == "rename":        # temp file written and synced, not yet renamed over the checkpoint
+    real_replace = os.replace
+    def replace(a, b):
+        if str(b).endswith("checkpoint.pt"):
+            tick()
+        return real_replace(a, b)
+    os.replace = replace
+elif mode == "write":         # half-way through writing the checkpoint's temp file
+    import eva_helpers.checkpoint as ck
+    real_fdopen = os.fdopen
+    class Half:
+        def __init__(self, f): self.f = f
+        def __enter__(self): return self
+        def __exit__(self, *a): return self.f.__exit__(*a)
+        def write(self, data):
+            if len(data) < 1_000_000:  # metrics.json and friends; the checkpoint is megabytes
+                return self.f.write(data)
+            self.f.write(data[: len(data) // 2]); self.f.flush(); tick(); return self.f.write(data[len(data) // 2:])
+        def __getattr__(self, name): return getattr(self.f, name)
+    ck.os.fdopen = lambda fd, mode: Half(real_fdopen(fd, mode))
+from eva_helpers.train import main
+sys.exit(main(sys.argv[3:]))
+'''
+
+
+def test_sigkill_at_any_moment_then_resume_gives_the_same_weights(cifar, tmp_path):
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    args = ["--data_dir", str(cifar), "--download", "false", "--epochs", "3", "--peak_epoch", "1",
+            "--batch_size", "10", "--max_lr", "0.02", "--progress", "false", "--precision", "fp32",
+            "--channels_last", "false"]
+
+    def run(mode, n, out, *extra):
+        return subprocess.run([sys.executable, str(script), mode, str(n), "--out_dir", str(out), *args, *extra],
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    reference = tmp_path / "reference"
+    assert run("none", 0, reference).returncode == 0
+    expected = torch.load(reference / "model.pt", weights_only=True)["model"]
+    expected_history = json.loads((reference / "metrics.json").read_text())["history"]
+
+    # (mode, n, epochs done in the checkpoint that survives the kill)
+    for mode, n, survivor in [("step", 8, 1), ("rename", 2, 1), ("write", 2, 1), ("write", 1, None)]:
+        out = tmp_path / f"{mode}{n}"
+        killed = run(mode, n, out)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        ckpt = out / "checkpoint.pt"
+        assert (load_torch(path=ckpt)["epoch"] if ckpt.exists() else None) == survivor
+        resumed = run("none", 0, out, "--resume", "true")
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        got = torch.load(out / "model.pt", weights_only=True)["model"]
+        for k, v in expected.items():
+            assert torch.equal(got[k], v), f"{mode}{n}: {k} differs"
+        assert json.loads((out / "metrics.json").read_text())["history"] == expected_history
+        assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # a killed write's temp file is cleaned up
