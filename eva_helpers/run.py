@@ -1,0 +1,91 @@
+"""Run a notebook with papermill, refusing misspelt or invalid parameters instead of warning about them.
+
+    python -m eva_helpers.run notebooks/04_train_ocp.ipynb outputs/04_train_ocp.ipynb -p max_lr 0.1 -f configs/cifar10_custom_resnet.yaml
+
+Takes papermill's own arguments. Every parameter name given with -p, -r, -f, -y or -b is checked
+against the notebook's parameters cell (papermill's own inspection); an unknown one stops the run
+with exit status 2, naming it and the nearest known name. Values are checked against eva_helpers'
+parameter table (types, ranges, choices) the same way. Then papermill executes the notebook.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import papermill
+import yaml
+from papermill.cli import _resolve_type
+from papermill.cli import papermill as papermill_cli
+
+from .params import SPEC, check_param, nearest_name
+
+
+def given_parameters(argv: list[str]) -> tuple[str, dict[str, Any]]:
+    """The notebook path and the parameters papermill would inject, parsed with papermill's own options."""
+    ctx = papermill_cli.make_context("eva_helpers.run", list(argv), resilient_parsing=True)
+    p = ctx.params
+    if not p.get("notebook_path"):
+        raise click.UsageError("give the notebook to run and where to write the executed copy: NOTEBOOK OUTPUT")
+    values: dict[str, Any] = {}
+    for path in p.get("parameters_file") or ():
+        values.update(yaml.safe_load(Path(path).read_text()) or {})
+    for text in p.get("parameters_yaml") or ():
+        values.update(yaml.safe_load(text) or {})
+    for text in p.get("parameters_base64") or ():
+        values.update(yaml.safe_load(base64.b64decode(text)) or {})
+    for name, value in p.get("parameters") or ():
+        values[name] = _resolve_type(value)
+    for name, value in p.get("parameters_raw") or ():
+        values[name] = value
+    return p["notebook_path"], values
+
+
+def problems(*, notebook: str, values: dict[str, Any]) -> list[str]:
+    """Every unknown name (with the nearest known one) and every invalid value, as messages."""
+    known = papermill.inspect_notebook(notebook)
+    found = []
+    for name, value in values.items():
+        if name not in known:
+            near = nearest_name(name, known)
+            hint = f"; did you mean {near!r}?" if near else ""
+            found.append(f"unknown parameter {name!r} for {Path(notebook).name}{hint} "
+                         f"Its parameters: {', '.join(known)}.")
+        elif name in SPEC:
+            try:
+                check_param(name, value)
+            except ValueError as e:
+                found.append(str(e))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check the parameters, then hand the same arguments to papermill."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if argv else 2
+    try:
+        notebook, values = given_parameters(argv)
+        found = problems(notebook=notebook, values=values)
+    except (click.UsageError, FileNotFoundError, yaml.YAMLError) as e:
+        print(f"eva_helpers.run: {e}", file=sys.stderr)
+        return 2
+    if found:
+        for message in found:
+            print(f"eva_helpers.run: {message}", file=sys.stderr)
+        print("eva_helpers.run: nothing was run.", file=sys.stderr)
+        return 2
+    try:
+        papermill_cli.main(args=argv, prog_name="eva_helpers.run", standalone_mode=False)
+    except papermill.PapermillExecutionError as e:
+        print(f"eva_helpers.run: the notebook stopped with an error: {e.ename}: {e.evalue}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
