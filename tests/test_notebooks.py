@@ -1,0 +1,53 @@
+"""The notebooks' shape: a tagged parameters cell of commented literals, checked names, thin cells."""
+
+import ast
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from eva_helpers.params import SPEC, TRAIN_PARAMS, check_params
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_the_five_notebooks_are_there():
+    assert [p.stem for p in NOTEBOOKS] == ["01_dataset_stats", "02_augmentation_preview", "03_lr_range_test",
+                                          "04_train_ocp", "05_misclassified_gradcam"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_first_code_cell_holds_commented_literal_parameters(path):
+    nb = nbformat.read(path, 4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert first.metadata.get("tags") == ["parameters"]
+    values = {}
+    for line in first.source.splitlines():
+        assert "#" in line, f"{path.name}: parameter line without a comment: {line!r}"
+        node = ast.parse(line).body[0]
+        assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant), line
+        values[node.targets[0].id] = node.value.value
+    inspected = papermill.inspect_notebook(str(path))
+    assert list(inspected) == list(values), "papermill must read every parameter (no '=' in comments)"
+    assert set(values) <= set(SPEC)
+    for name, value in values.items():
+        assert value == SPEC[name].default, f"{path.name}: {name} default differs from eva_helpers.params"
+    check_params(namespace=values)  # the defaults pass the checks the notebook runs
+
+
+def test_notebook_04_takes_exactly_the_trainers_parameters():
+    assert set(papermill.inspect_notebook(str(NOTEBOOKS[3]))) == set(TRAIN_PARAMS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_cells_are_short_and_only_checked_cells_keep_outputs(path):
+    nb = nbformat.read(path, 4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    checked = [c for c in code if c.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    assert len(checked) >= 2
+    for c in code[1:]:
+        assert len(c.source.splitlines()) <= 12, f"{path.name}: logic belongs in eva_helpers:\n{c.source}"
+        assert bool(c.outputs) == (c in checked)
+    assert "check_params(namespace=globals()" in code[2].source
+    assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
