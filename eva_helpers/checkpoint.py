@@ -9,30 +9,32 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
 
 
-def write_atomic(*, path: str | Path, data: bytes) -> Path:
-    """Write bytes to `path` through a temporary file, fsync and rename, so readers see old or new, never half."""
+def write_atomic(*, path: str | Path, data: bytes | None = None, write: Callable[[BinaryIO], Any] | None = None) -> Path:
+    """Write `data` (or let `write(file)` stream it) to a temporary file, fsync, rename: readers see old or new, never half."""
+    if (data is None) == (write is None):
+        raise TypeError("write_atomic takes exactly one of data= and write=")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            f.write(data) if write is None else write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise OSError(
                 e.errno,
-                f"no space left on the device while writing {path} ({len(data) / 1e6:.1f} MB); "
-                f"the previous file there is unchanged. Free some space or choose another out_dir.",
+                f"no space left on the device while writing {path}; the previous file there is unchanged. "
+                f"Free some space or choose another folder.",
             ) from e
         raise
     _fsync_dir(path.parent)

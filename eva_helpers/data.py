@@ -19,7 +19,6 @@ import json
 import os
 import pickle
 import stat
-import threading
 import warnings
 import zipfile
 import zlib
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eva_helpers.checkpoint import write_atomic
 from eva_helpers.errors import DataError
 
 DATASETS = ("cifar10", "imagefolder", "tinyimagenet")
@@ -616,7 +616,7 @@ def tinyimagenet_split(*, index: FileIndex, split_seed: int, cache_dir: str | Pa
     doc = {"split_seed": split_seed, "source": str(index.root), "train_fraction": TINYIMAGENET_TRAIN_FRACTION,
            "train": [index.names[i] for i in train_pos], "validation": [index.names[i] for i in val_pos]}
     try:
-        _atomic_write(path, lambda f: f.write(json.dumps(doc).encode("utf-8")))
+        write_atomic(path=path, write=lambda f: f.write(json.dumps(doc).encode("utf-8")))
     except OSError as e:
         warnings.warn(f"could not save the split to {path} ({e}); it will be recomputed (identically) next time.",
                       stacklevel=2)
@@ -648,21 +648,6 @@ def _cache_dir(*, cache_dir: str | Path | None, data_dir: Path) -> Path:
     if _writable(base / CACHE_FOLDER):
         return base / CACHE_FOLDER
     return Path.home() / ".cache" / "eva_helpers"
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temp file in the same folder, flush + fsync, then os.replace: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def cache_paths(*, cache_dir: str | Path, dataset: str, key: str) -> dict[str, Path]:
@@ -704,9 +689,9 @@ def _save_cache(paths: dict[str, Path], x: np.ndarray, y: np.ndarray, kept: list
     meta = {"version": CACHE_VERSION, "source": str(index.root), "key": index.key, "shape": list(x.shape),
             "classes": index.classes, "names_sha256": _names_hash(kept), "skipped": skipped}
     try:
-        _atomic_write(paths["x"], lambda f: np.save(f, x, allow_pickle=False))
-        _atomic_write(paths["y"], lambda f: np.save(f, y, allow_pickle=False))
-        _atomic_write(paths["meta"], lambda f: f.write(json.dumps(meta).encode("utf-8")))  # last: marks it complete
+        write_atomic(path=paths["x"], write=lambda f: np.save(f, x, allow_pickle=False))
+        write_atomic(path=paths["y"], write=lambda f: np.save(f, y, allow_pickle=False))
+        write_atomic(path=paths["meta"], write=lambda f: f.write(json.dumps(meta).encode("utf-8")))  # last: marks it complete
     except OSError as e:
         warnings.warn(f"could not write the cache in {paths['x'].parent} ({e}); the next run decodes again. "
                       "Pass cache_dir= a writable folder.", stacklevel=3)
