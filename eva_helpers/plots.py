@@ -223,10 +223,10 @@ def plot_misclassified(
         if len(values) != n:
             raise ValueError(f"{what} has {len(values)} entries for {n} images: pass one per image")
     fig, axes = _grid(n, ncols, tile=2.0, extra_h=0.8)
-    for ax, image, t, p, conf, l in zip(axes, images, true, pred, confidence, loss):
+    for ax, image, t, p, conf, item_loss in zip(axes, images, true, pred, confidence, loss):
         ax.imshow(image)
         ax.set_title(f"true: {_short(classes[int(t)])}\npred: {_short(classes[int(p)])} ({100 * conf:.0f}%)\n"
-                     f"loss {l:.2f}", fontsize=8)
+                     f"loss {item_loss:.2f}", fontsize=8)
     fig.suptitle("Misclassified, highest loss first")
     fig.tight_layout()
     return fig
