@@ -160,6 +160,11 @@ def make_loaders(
             f"the training split has {len(data.y_train)} images, fewer than one batch (batch_size={batch_size}); "
             f"lower batch_size or raise train_limit."
         )
+    if len(data.y_test) < world_size:
+        raise DataError(
+            f"the {data.test_split} split has {len(data.y_test)} images, fewer than the {world_size} processes "
+            f"evaluating it; raise test_limit or use fewer processes."
+        )
     device = torch.device(device)
     common = dict(mean=data.mean, std=data.std, channels_last=channels_last, rank=rank, world_size=world_size)
     evaluation = DeviceLoader(x=data.x_test, y=data.y_test, batch_size=eval_batch_size or batch_size,

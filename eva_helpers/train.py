@@ -13,6 +13,7 @@ import random
 import sys
 import time
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -301,8 +302,16 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)
     try:
-        rank = _dist()[0]
+        rank, world = _dist()
+        # rank 0 downloads, decodes and caches the data first and the others then read what it wrote: every
+        # rank downloading into one folder at once corrupts it. A gloo group with its own timeout, so a long
+        # first download does not trip the training backend's (NCCL: 10 minutes).
+        gate = dist.new_group(backend="gloo", timeout=timedelta(hours=1)) if world > 1 else None
+        if rank > 0:
+            dist.barrier(group=gate)
         data = load_data_for({**params, "progress": params["progress"] and rank == 0})
+        if rank == 0 and gate is not None:
+            dist.barrier(group=gate)
         model = build_model_for(params, num_classes=data.num_classes)
         result = fit(model=model, data=data, params=params)
         if rank == 0:

@@ -1,0 +1,197 @@
+"""torchrun data parallel (gloo, 2 CPU processes) against one process on the same global batches.
+
+Why the comparison can be tight: every rank takes its own slice of each global batch, its loss is the
+mean over that slice, and DDP averages the gradients, so one step of 2 ranks equals one step of one
+process on the whole batch. Two things break that equality and are switched off here: BatchNorm
+normalises each rank's half batch on its own (SyncBatchNorm needs CUDA), so the model's BatchNorms are
+swapped for GroupNorm(1, C), which normalises each image on its own; and augmentation draws differ per
+rank, so pad/flip/cutout are off. What is left is float summation order (about 1e-6 relative).
+
+This file is also the worker that torchrun starts: `python tests/test_ddp.py ARGS` runs
+`python -m eva_helpers.train ARGS` with a few functions wrapped to record, per rank, which files it
+wrote, the weights before and after training, and the max_lr it used (under EVA_DDP_LOG).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[1]
+PRODUCTS = {"checkpoint.pt", "metrics.json", "model.pt", "history.png", "lr_schedule.png"}
+
+
+# --- the worker (runs in each torchrun process, or in this one for world 1) ---------------------------
+
+def _flat(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().float().cpu().flatten() for p in model.parameters()])
+
+
+def _worker(argv: list[str]) -> int:
+    """Run eva_helpers.train.main(argv), recording this rank's writes, weights and max_lr under EVA_DDP_LOG."""
+    from eva_helpers import plots, train
+
+    rank = int(os.environ.get("RANK", "0"))
+    log = Path(os.environ["EVA_DDP_LOG"])
+    log.mkdir(parents=True, exist_ok=True)
+    writes: list[str] = []
+    record: dict = {}
+    originals = {(train, "save_torch"): train.save_torch, (train, "save_json"): train.save_json,
+                 (plots, "save_figure"): plots.save_figure, (train, "build_model_for"): train.build_model_for,
+                 (train, "fit"): train.fit, (train, "train_epoch"): train.train_epoch}
+
+    def logged(fn):
+        def wrapper(**kw):
+            writes.append(Path(kw["path"]).name)
+            return fn(**kw)
+        return wrapper
+
+    def build_model_for(params, *, num_classes):
+        model = originals[train, "build_model_for"](params, num_classes=num_classes)
+        if os.environ.get("EVA_DDP_GROUPNORM") == "1":  # per-image normalisation: the batch split changes nothing
+            for parent in list(model.modules()):
+                for name, child in parent.named_children():
+                    if isinstance(child, torch.nn.BatchNorm2d):
+                        setattr(parent, name, torch.nn.GroupNorm(1, child.num_features))
+        record["before"] = _flat(model)
+        return model
+
+    def fit(**kw):
+        result = originals[train, "fit"](**kw)
+        record.update(after=_flat(result["model"]), max_lr=result["params"]["max_lr"], history=result["history"])
+        return result
+
+    def train_epoch(**kw):
+        if kw["epoch"] == int(os.environ.get("EVA_DDP_STOP_AT_EPOCH", "-1")):
+            if dist.is_initialized():
+                dist.barrier()  # rank 0 has written the checkpoint: torchrun may now stop everyone
+            raise KeyboardInterrupt  # as a user's Ctrl-C; the checkpoint of the epoch before stays
+        return originals[train, "train_epoch"](**kw)
+
+    patches = {(train, "save_torch"): logged(train.save_torch), (train, "save_json"): logged(train.save_json),
+               (plots, "save_figure"): logged(plots.save_figure), (train, "build_model_for"): build_model_for,
+               (train, "fit"): fit, (train, "train_epoch"): train_epoch}
+    for (module, name), value in patches.items():
+        setattr(module, name, value)
+    try:
+        return train.main(argv)
+    finally:
+        for (module, name), value in originals.items():
+            setattr(module, name, value)
+        (log / f"writes{rank}.json").write_text(json.dumps(writes))
+        torch.save(record, log / f"rank{rank}.pt")
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))
+
+
+# --- the tests --------------------------------------------------------------------------------------
+
+pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
+                                reason="torch.distributed with the gloo backend is not available")
+
+
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory):
+    from fakes import make_cifar10_batches
+
+    return make_cifar10_batches(tmp_path_factory.mktemp("cifar"), n_train_per_class=4, n_test_per_class=2, seed=0)
+
+
+def launch(*, world: int, data_dir: Path, out_dir: Path, log: Path, extra: list[str] = (), groupnorm: bool = False,
+           stop_at_epoch: int = -1, expect_ok: bool = True) -> dict:
+    """Run the worker in `world` torchrun processes (world 1: in this process); return each rank's record."""
+    argv = ["--data_dir", str(data_dir), "--out_dir", str(out_dir), "--download", "false", "--epochs", "2",
+            "--peak_epoch", "1", "--batch_size", "8", "--progress", "false", "--precision", "fp32",
+            "--loader", "device", "--device", "cpu", *extra]
+    settings = {"EVA_DDP_LOG": str(log), "EVA_DDP_GROUPNORM": "1" if groupnorm else "0",
+                "EVA_DDP_STOP_AT_EPOCH": str(stop_at_epoch)}
+    if world == 1:
+        threads = torch.get_num_threads()
+        with pytest.MonkeyPatch.context() as mp:
+            for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+                mp.delenv(k, raising=False)
+            for k, v in settings.items():
+                mp.setenv(k, v)
+            torch.set_num_threads(1)  # as each torchrun process runs (OMP_NUM_THREADS=1)
+            try:
+                assert _worker(argv) == 0
+            finally:
+                torch.set_num_threads(threads)
+    else:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+        env.update(settings, OMP_NUM_THREADS="1", MPLBACKEND="Agg",
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                               str(world), str(HERE), *argv], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=240, check=False)
+        assert (proc.returncode == 0) == expect_ok, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return {r: {"writes": json.loads((log / f"writes{r}.json").read_text()),
+                **torch.load(log / f"rank{r}.pt", weights_only=True)} for r in range(world)}
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def test_two_ranks_match_one_process_on_the_same_global_batches_and_resume(cifar, tmp_path):
+    # augmentation off and BatchNorm -> GroupNorm (see the top of this file); a small max_lr, as at 0.02
+    # this tiny run is unstable enough to amplify float noise to 5e-3 of the distance the weights move
+    same = ["--pad", "0", "--flip", "false", "--cutout", "0", "--max_lr", "0.002"]
+    one = launch(world=1, data_dir=cifar, out_dir=tmp_path / "one", log=tmp_path / "log1", extra=same,
+                 groupnorm=True)
+    out = tmp_path / "two"
+    cut = launch(world=2, data_dir=cifar, out_dir=out, log=tmp_path / "log_cut", extra=same, groupnorm=True,
+                 stop_at_epoch=1, expect_ok=False)
+    assert cut[1]["writes"] == [] and set(cut[0]["writes"]) == {"checkpoint.pt", "metrics.json"}
+    assert json.loads((out / "metrics.json").read_text())["epochs_done"] == 1
+    two = launch(world=2, data_dir=cifar, out_dir=out, log=tmp_path / "log_two", extra=[*same, "--resume", "true"],
+                 groupnorm=True)
+
+    # only rank 0 writes, and it writes every product
+    assert two[1]["writes"] == []
+    assert set(two[0]["writes"]) == set(one[0]["writes"]) == PRODUCTS
+    assert {p.name for p in out.iterdir()} == PRODUCTS
+
+    # both ranks end with the same weights (DDP keeps them in step) ...
+    assert torch.equal(two[0]["before"], one[0]["before"])
+    assert torch.equal(two[0]["after"], two[1]["after"])
+    # ... and those equal one process's, up to summation order (measured: 2e-6 of the distance the
+    # weights moved). Reading the same shard on both ranks, summing instead of averaging gradients,
+    # or not syncing them at all each make the difference larger than that distance (1.1 to 1.5).
+    moved = one[0]["after"] - one[0]["before"]
+    assert moved.norm() > 1e-3 * one[0]["before"].norm()
+    assert relative(two[0]["after"] - one[0]["before"], moved) < 1e-3
+
+    m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    m2 = json.loads((out / "metrics.json").read_text())
+    assert (m1["world_size"], m2["world_size"]) == (1, 2) and m2["finished"]
+    assert m2["steps_per_epoch"] == m1["steps_per_epoch"] == 40 // 8
+    assert m2["lr_per_step"] == pytest.approx(m1["lr_per_step"])
+    for h1, h2 in zip(m1["history"], m2["history"], strict=True):  # metrics are all-reduced over all images
+        assert h2["train_acc"] == h1["train_acc"] and h2["test_acc"] == h1["test_acc"]
+        assert h2["train_loss"] == pytest.approx(h1["train_loss"], rel=1e-4)
+        assert h2["test_loss"] == pytest.approx(h1["test_loss"], rel=1e-4)
+
+
+def test_the_range_test_runs_on_every_rank_and_rank_0s_suggestion_is_used(cifar, tmp_path):
+    out = tmp_path / "out"
+    ranks = launch(world=2, data_dir=cifar, out_dir=out, log=tmp_path / "log",
+                   extra=["--max_lr", "None", "--finder_iters", "6", "--epochs", "1"])
+    assert ranks[1]["writes"] == [] and set(ranks[0]["writes"]) == PRODUCTS | {"lr_finder.json"}
+    suggested = json.loads((out / "lr_finder.json").read_text())["suggested_lr"]
+    assert ranks[0]["max_lr"] == ranks[1]["max_lr"] == suggested
+    assert torch.equal(ranks[0]["after"], ranks[1]["after"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["max_lr_source"] == "lr range test"
+    assert metrics["params"]["max_lr"] == suggested
