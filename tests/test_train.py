@@ -205,3 +205,11 @@ def test_sigkill_at_any_moment_then_resume_gives_the_same_weights(cifar, tmp_pat
             assert torch.equal(got[k], v), f"{mode}{n}: {k} differs"
         assert json.loads((out / "metrics.json").read_text())["history"] == expected_history
         assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # a killed write's temp file is cleaned up
+
+
+def test_the_same_seed_gives_the_same_metrics_and_another_seed_does_not(cifar, tmp_path):
+    a = train(recipe(cifar, tmp_path / "a", epochs=1))
+    b = train(recipe(cifar, tmp_path / "b", epochs=1))
+    c = train(recipe(cifar, tmp_path / "c", epochs=1, seed=2))
+    assert a["history"] == b["history"]
+    assert a["history"] != c["history"]
