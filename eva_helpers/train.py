@@ -98,18 +98,29 @@ def _range_test(*, model, loader, params, device, amp_dtype) -> dict[str, Any]:
         amp_dtype=amp_dtype, progress=params["progress"] and _dist()[0] == 0)
 
 
-def lr_test_for(*, params: dict[str, Any], model: nn.Module, data: ImageData) -> dict[str, Any]:
-    """Notebook 03: the LR range test with the recipe's optimiser, loss, loader and precision; model restored."""
+def _setup(*, params: dict[str, Any], model: nn.Module, data: ImageData) -> dict[str, Any]:
+    """What fit and lr_test_for share: full parameters, device, precision, the model placed, the loaders."""
     p = {**defaults(TRAIN_PARAMS), **params}
+    rank, world = _dist()
     device = pick_device(p["device"])
-    amp_dtype = pick_precision(precision=p["precision"], device=device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
     augment = resolve_augment(dataset=p["dataset"], pad=p["pad"], flip=p["flip"], cutout=p["cutout"],
                               rotate=p["rotate"], rgb_shift=p["rgb_shift"])
-    model.to(device=device, memory_format=torch.channels_last if p["channels_last"] else torch.contiguous_format)
-    loader, _ = make_loaders(data=data, batch_size=p["batch_size"], device=device, augment=augment,
-                             loader=p["loader"], seed=p["seed"], num_workers=p["num_workers"],
-                             channels_last=p["channels_last"])
-    return _range_test(model=model, loader=loader, params=p, device=device, amp_dtype=amp_dtype)
+    model = model.to(device=device, memory_format=torch.channels_last if p["channels_last"] else torch.contiguous_format)
+    train_loader, test_loader = make_loaders(
+        data=data, batch_size=p["batch_size"], device=device, augment=augment, loader=p["loader"], seed=p["seed"],
+        num_workers=p["num_workers"], channels_last=p["channels_last"], rank=rank, world_size=world)
+    return {"p": p, "rank": rank, "world": world, "device": device, "augment": augment, "model": model,
+            "amp_dtype": pick_precision(precision=p["precision"], device=device),
+            "train_loader": train_loader, "test_loader": test_loader}
+
+
+def lr_test_for(*, params: dict[str, Any], model: nn.Module, data: ImageData) -> dict[str, Any]:
+    """Notebook 03: the LR range test with the recipe's optimiser, loss, loader and precision; model restored."""
+    s = _setup(params=params, model=model, data=data)
+    return _range_test(model=s["model"], loader=s["train_loader"], params=s["p"], device=s["device"],
+                       amp_dtype=s["amp_dtype"])
 
 
 def fit(*, model: nn.Module, data: ImageData, params: dict[str, Any]) -> dict[str, Any]:
@@ -120,16 +131,10 @@ def fit(*, model: nn.Module, data: ImageData, params: dict[str, Any]) -> dict[st
     max_lr=None the LR range test runs first (lr_finder.json) and its suggestion is the peak.
     Returns the metrics (as in metrics.json) plus "model", "lr_finder" and "paths".
     """
-    p = dict(params)
-    missing = [k for k in TRAIN_PARAMS if k not in p]
-    p.update({k: defaults([k])[k] for k in missing})
-    rank, world = _dist()
-    device = pick_device(p["device"])
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-    amp_dtype = pick_precision(precision=p["precision"], device=device)
-    augment = resolve_augment(dataset=p["dataset"], pad=p["pad"], flip=p["flip"], cutout=p["cutout"],
-                              rotate=p["rotate"], rgb_shift=p["rgb_shift"])
+    s = _setup(params=params, model=model, data=data)
+    p, rank, world, device, amp_dtype, augment, model = (
+        s[k] for k in ("p", "rank", "world", "device", "amp_dtype", "augment", "model"))
+    train_loader, test_loader = s["train_loader"], s["test_loader"]
     out_dir = Path(p["out_dir"])
     paths = {k: out_dir / f for k, f in [("checkpoint", "checkpoint.pt"), ("metrics", "metrics.json"),
                                          ("model", "model.pt"), ("lr_finder", "lr_finder.json")]}
@@ -148,16 +153,8 @@ def fit(*, model: nn.Module, data: ImageData, params: dict[str, Any]) -> dict[st
     elif p["resume"] and rank == 0:
         warnings.warn(f"resume=True but {paths['checkpoint']} does not exist; starting from scratch.", stacklevel=2)
 
-    memory = torch.channels_last if p["channels_last"] else torch.contiguous_format
-    model = model.to(device=device, memory_format=memory)
-    train_loader, test_loader = make_loaders(
-        data=data, batch_size=p["batch_size"], device=device, augment=augment, loader=p["loader"], seed=p["seed"],
-        num_workers=p["num_workers"], channels_last=p["channels_last"], rank=rank, world_size=world)
     steps = len(train_loader)
     criterion = nn.CrossEntropyLoss(label_smoothing=p["label_smoothing"])
-
-    def sgd(lr: float) -> torch.optim.SGD:
-        return make_sgd(model=model, lr=lr, params=p)
 
     finder = None
     if state is not None:
@@ -175,7 +172,7 @@ def fit(*, model: nn.Module, data: ImageData, params: dict[str, Any]) -> dict[st
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if p["compile"]:
         net = torch.compile(net)
-    optimizer = sgd(max_lr)
+    optimizer = make_sgd(model=model, lr=max_lr, params=p)
     scheduler = one_cycle(optimizer=optimizer, max_lr=max_lr, epochs=p["epochs"], peak_epoch=p["peak_epoch"],
                           steps_per_epoch=steps, div_factor=p["div_factor"], final_div_factor=p["final_div_factor"])
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
