@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: F401  (registers Jupyter's figure displ
 import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from eva_helpers.cam import overlay
 
@@ -162,7 +163,7 @@ def plot_lr_schedule(*, lrs: Sequence[float], steps_per_epoch: int, peak_epoch: 
         raise ValueError(f"lrs must be a non-empty 1-D sequence of learning rates, got shape {lrs.shape}")
     if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be a positive int, got {steps_per_epoch!r}")
-    epochs = np.arange(len(lrs)) / steps_per_epoch
+    epochs = np.arange(1, len(lrs) + 1) / steps_per_epoch  # step i's LR holds until the end of step i
     peak = int(np.argmax(lrs))
     fig, ax = _subplots(figsize=(7, 4))
     ax.plot(epochs, lrs, label="learning rate")
@@ -195,11 +196,11 @@ def plot_history(*, history: Sequence[Mapping[str, float]], test_split: str = "t
     ax_loss.set_ylabel("cross-entropy loss")
     ax_acc.plot(col["epoch"], 100 * col["train_acc"], marker=".", label="train")
     ax_acc.plot(col["epoch"], 100 * col["test_acc"], marker=".", label=test_split)
-    best = int(np.argmax(col["test_acc"]))
-    ax_acc.set_title(f"Accuracy (best {test_split} {100 * col['test_acc'][best]:.2f}% at epoch {col['epoch'][best]:g})")
+    ax_acc.set_title(f"Accuracy (final {test_split} {100 * col['test_acc'][-1]:.2f}% after epoch {col['epoch'][-1]:g})")
     ax_acc.set_ylabel("accuracy (%)")
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
         ax.grid(True, alpha=0.3)
     fig.tight_layout()

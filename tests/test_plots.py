@@ -122,9 +122,9 @@ def test_plot_lr_schedule_x_in_epochs_with_peak():
     fig = plots.plot_lr_schedule(lrs=lrs, steps_per_epoch=10, peak_epoch=5)
     (ax,) = fig.axes
     x, _ = ax.lines[0].get_data()
-    assert x[-1] == pytest.approx(19.9)
+    assert x[-1] == pytest.approx(20.0)
     assert ax.get_xlabel() == "epoch"
-    assert "peak 5.00e-02 at epoch 4.90" in _texts(fig) and "peak_epoch = 5" in _texts(fig)
+    assert "peak 5.00e-02 at epoch 5.00" in _texts(fig) and "peak_epoch = 5" in _texts(fig)
 
 
 @pytest.mark.parametrize("split", ["test", "validation"])
@@ -135,7 +135,7 @@ def test_plot_history_loss_and_percent_accuracy(split):
     loss_ax, acc_ax = fig.axes
     assert [line.get_label() for line in acc_ax.lines] == ["train", split]
     assert acc_ax.lines[1].get_ydata()[-1] == pytest.approx(27.0)
-    assert f"best {split} 27.00% at epoch 3" in acc_ax.get_title()
+    assert f"final {split} 27.00% after epoch 3" in acc_ax.get_title()
     assert "%" in acc_ax.get_ylabel()
     with pytest.raises(ValueError, match="missing"):
         plots.plot_history(history=[dict(epoch=1)])
