@@ -324,14 +324,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_figures(*, result: dict[str, Any], data: ImageData) -> dict[str, Any]:
-    """The figures notebook 04 shows and saves: the LR schedule and the training curves."""
-    from .plots import plot_history, plot_lr_schedule
+    """The figures notebook 04 and the command line save: the LR range test (if it ran), the schedule, the curves."""
+    from .plots import plot_history, plot_lr_finder, plot_lr_schedule
 
-    return {
-        "lr_schedule": plot_lr_schedule(lrs=result["lr_per_step"], steps_per_epoch=result["steps_per_epoch"],
-                                        peak_epoch=result["params"]["peak_epoch"]),
-        "history": plot_history(history=result["history"], test_split=data.test_split),
-    }
+    figures = {}
+    if result.get("lr_finder") is not None:
+        f = result["lr_finder"]
+        figures["lr_finder"] = plot_lr_finder(lr=f["lr"], loss=f["loss"], suggested_lr=f["suggested_lr"])
+    figures["lr_schedule"] = plot_lr_schedule(lrs=result["lr_per_step"], steps_per_epoch=result["steps_per_epoch"],
+                                              peak_epoch=result["params"]["peak_epoch"])
+    figures["history"] = plot_history(history=result["history"], test_split=data.test_split)
+    return figures
 
 
 if __name__ == "__main__":

@@ -116,9 +116,10 @@ def test_a_dataset_smaller_than_one_batch_is_refused(cifar, tmp_path):
 
 def test_command_line_uses_the_same_names_and_products(cifar, tmp_path, capsys):
     assert main(["--data_dir", str(cifar), "--out_dir", str(tmp_path), "--download", "false", "--epochs", "1",
-                 "--peak_epoch", "1", "--batch_size", "10", "--max_lr", "0.01", "--progress", "false"]) == 0
-    assert {"metrics.json", "model.pt", "checkpoint.pt", "history.png", "lr_schedule.png"} <= {
-        p.name for p in tmp_path.iterdir()}
+                 "--peak_epoch", "1", "--batch_size", "10", "--max_lr", "None", "--finder_iters", "5",
+                 "--progress", "false"]) == 0
+    assert {"metrics.json", "model.pt", "checkpoint.pt", "lr_finder.json", "lr_finder.png", "history.png",
+            "lr_schedule.png"} <= {p.name for p in tmp_path.iterdir()}
     assert "test accuracy" in capsys.readouterr().out
 
 
