@@ -188,7 +188,7 @@ def test_the_range_test_runs_on_every_rank_and_rank_0s_suggestion_is_used(cifar,
     out = tmp_path / "out"
     ranks = launch(world=2, data_dir=cifar, out_dir=out, log=tmp_path / "log",
                    extra=["--max_lr", "None", "--finder_iters", "6", "--epochs", "1"])
-    assert ranks[1]["writes"] == [] and set(ranks[0]["writes"]) == PRODUCTS | {"lr_finder.json"}
+    assert ranks[1]["writes"] == [] and set(ranks[0]["writes"]) == PRODUCTS | {"lr_finder.json", "lr_finder.png"}
     suggested = json.loads((out / "lr_finder.json").read_text())["suggested_lr"]
     assert ranks[0]["max_lr"] == ranks[1]["max_lr"] == suggested
     assert torch.equal(ranks[0]["after"], ranks[1]["after"])
