@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:  # run as `python benchmarks/bench.py` from a chec
 from eva_helpers import engine
 from eva_helpers.augment import resolve_augment
 from eva_helpers.data import ImageData, channel_stats, load_data
-from eva_helpers.loaders import auto_workers, make_loaders
+from eva_helpers.loaders import auto_workers, make_loaders, usable_cpus
 from eva_helpers.models import build_model
 from eva_helpers.params import TRAIN_PARAMS, check_params, defaults
 from eva_helpers.train import make_sgd, read_config
@@ -121,10 +121,6 @@ def _device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _load() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -134,13 +130,9 @@ def _load() -> list[float] | None:
 
 def machine(device: torch.device) -> dict[str, Any]:
     """What the numbers depend on: device, its name, CPU count, threads, versions, load average."""
-    return {"device": str(device), "device_name": _device_name(device), "cpu_count": _cpus(),
+    return {"device": str(device), "device_name": _device_name(device), "cpu_count": usable_cpus(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "cpu_has_bf16": engine.cpu_has_bf16()}
-
-
-def _dtype_name(dtype: torch.dtype | None) -> str:
-    return str(dtype).replace("torch.", "") if dtype is not None else "float32"
 
 
 # ----------------------------------------------------------------------------- throughput
@@ -276,9 +268,9 @@ def throughput(*, model: str = "custom_resnet", data_dir: str | None = None, dat
         "baseline_runs": [round(v, 2) for v in runs["baseline"]], "ours_runs": [round(v, 2) for v in runs["ours"]],
         "baseline": {"loader": "torch DataLoader + albumentations per image", "num_workers": workers,
                      "num_workers_why": why, "precision": "float32", "channels_last": False, "compile": False},
-        "ours": {"loader": "device (DeviceLoader + BatchAugment)", "precision": _dtype_name(sides["ours"]["amp_dtype"]),
+        "ours": {"loader": "device (DeviceLoader + BatchAugment)", "precision": engine.precision_name(sides["ours"]["amp_dtype"]),
                  "channels_last": True, "compile": compile_model},
-        "precision": _dtype_name(sides["ours"]["amp_dtype"]), "channels_last": True,
+        "precision": engine.precision_name(sides["ours"]["amp_dtype"]), "channels_last": True,
         "warmup": warmup, "steps": steps, "repeats": repeats, "quick": quick, "seed": seed,
         "loadavg_start": load_start, "loadavg_end": _load(),
     }

@@ -56,6 +56,11 @@ def pick_precision(*, precision: str, device: torch.device) -> torch.dtype | Non
     return None
 
 
+def precision_name(dtype: torch.dtype | None) -> str:
+    """How metrics and benchmarks name an autocast dtype: 'bfloat16', 'float16', or 'float32' for none."""
+    return str(dtype).replace("torch.", "") if dtype is not None else "float32"
+
+
 def autocast(*, device: torch.device, dtype: torch.dtype | None):
     """An autocast context for dtype, or a no-op for fp32."""
     if dtype is None:

@@ -28,9 +28,14 @@ def epoch_seed(*, seed: int, epoch: int, rank: int = 0) -> int:
     return int(np.random.SeedSequence([seed, epoch + 1, rank]).generate_state(1, np.uint64)[0]) >> 1
 
 
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def auto_workers() -> int:
     """DataLoader workers that suit this machine: none on two cores, where workers steal the training step's cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cpus()
     return 0 if cores <= 2 else min(8, cores // 2)
 
 

@@ -26,7 +26,7 @@ from . import __version__
 from .augment import resolve_augment
 from .checkpoint import load_torch, rng_state, save_json, save_torch, set_rng_state
 from .data import DATA_KEYS, ImageData, load_data_for
-from .engine import autocast, evaluate, pick_device, pick_precision, train_epoch  # noqa: F401 (autocast re-used by notebooks)
+from .engine import evaluate, pick_device, pick_precision, precision_name, train_epoch
 from .loaders import make_loaders
 from .lr_finder import lr_range_test
 from .models import build_model
@@ -188,7 +188,7 @@ def fit(*, model: nn.Module, data: ImageData, params: dict[str, Any]) -> dict[st
         start = state["epoch"]
 
     record = {"params": {**p, "max_lr": max_lr, "augment": augment}, "device": str(device),
-              "precision": str(amp_dtype).replace("torch.", "") if amp_dtype else "float32",
+              "precision": precision_name(amp_dtype),
               "world_size": world, "seed": p["seed"], "versions": versions(), "test_split": data.test_split,
               "classes": data.classes, "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test)),
               "steps_per_epoch": steps, "max_lr_source": "lr range test" if p["max_lr"] is None else "given"}
