@@ -1,27 +1,22 @@
-"""Training augmentation: albumentations pipelines (the per-image reference) and BatchAugment (the same, batched on any device)."""
+"""Training augmentation: albumentations pipelines (the per-image reference) and BatchAugment (the same, batched)."""
 
 from __future__ import annotations
 
 import math
 import os
 import random
-from numbers import Integral, Real
+from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data import augment_defaults
+from .validate import flag, real, unit_triplet, whole
+
 if TYPE_CHECKING:  # albumentations is imported lazily: see _albumentations()
     import albumentations as A
-
-# Dataset defaults for the knobs that resolve_augment fills in when they are None.
-# cutout is off for Tiny ImageNet (its seed recipe has none); 16 is the 64-px analogue of CIFAR's 8.
-AUGMENT_DEFAULTS = {
-    "cifar10": {"pad": 4, "cutout": 8, "rotate": 0, "rgb_shift": 0},
-    "imagefolder": {"pad": 4, "cutout": 8, "rotate": 0, "rgb_shift": 0},
-    "tinyimagenet": {"pad": 8, "cutout": 0, "rotate": 15, "rgb_shift": 20},
-}
 
 # Why reflect padding: David Page's ResNet-9 (and airbench after it) pad CIFAR-10 with
 # np.pad(mode="reflect"), which mirrors about the edge pixel without repeating it. That is OpenCV's
@@ -52,48 +47,21 @@ def _albumentations():
 # --------------------------------------------------------------------------- validation
 
 
-def _check_int(name: str, value, *, low: int = 0, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name}={value!r} must be a whole number of pixels, e.g. {name}=4; pass an int.")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"{name}={value!r} is out of range: use a value {bound} (0 turns it off).")
-    return int(value)
-
-
-def _check_real(name: str, value, *, high: float) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name}={value!r} must be a number, e.g. {name}=15; pass an int or float.")
-    if not 0 <= value <= high:
-        raise ValueError(f"{name}={value!r} is out of range: use a value in 0..{high} (0 turns it off).")
-    return value
-
-
-def _check_stats(name: str, value) -> tuple[float, float, float]:
-    try:
-        vals = tuple(float(v) for v in value)
-    except TypeError:
-        vals = ()
-    if len(vals) != 3 or not all(math.isfinite(v) for v in vals):
-        raise ValueError(f"{name}={value!r} must be 3 per-channel numbers (R, G, B), e.g. ImageData.{name}.")
-    if not all(0.0 <= v <= 1.0 for v in vals) or (name == "std" and min(vals) <= 0):
-        raise ValueError(
-            f"{name}={value!r} must be in [0, 1] units (pixel values / 255, std > 0); "
-            f"use ImageData.{name} or divide 0..255 values by 255."
-        )
-    return vals  # type: ignore[return-value]
-
-
 def _check_knobs(*, pad, flip, cutout, rotate, rgb_shift) -> dict:
-    if not isinstance(flip, (bool, np.bool_)):
-        raise ValueError(f"flip={flip!r} must be True or False.")
+    off = "0 turns it off"
     return {
-        "pad": _check_int("pad", pad),
-        "flip": bool(flip),
-        "cutout": _check_int("cutout", cutout),
-        "rotate": _check_real("rotate", rotate, high=180),
-        "rgb_shift": _check_real("rgb_shift", rgb_shift, high=255),
+        "pad": whole("pad", pad, low=0, hint=f"pixels; {off}"),
+        "flip": flag("flip", flip),
+        "cutout": whole("cutout", cutout, low=0, hint=f"pixels; {off}"),
+        "rotate": _number("rotate", rotate, high=180, hint=f"degrees; {off}"),
+        "rgb_shift": _number("rgb_shift", rgb_shift, high=255, hint=f"0..255 units; {off}"),
     }
+
+
+def _number(name: str, value, *, high: float, hint: str) -> float | int:
+    """A knob that may be an int or a float; kept as given (an int stays an int in metrics.json)."""
+    checked = real(name, value, low=0, high=high, hint=hint)
+    return value if isinstance(value, Integral) else checked
 
 
 def _check_size(*, pad: int, cutout: int, height: int, width: int) -> None:
@@ -112,11 +80,10 @@ def _cutout_fill(mean) -> tuple[int, int, int]:
 
 
 def resolve_augment(*, dataset: str, pad=None, flip=True, cutout=None, rotate=None, rgb_shift=None) -> dict:
-    """Fill augmentation knobs left as None with the dataset's defaults and check them."""
-    if dataset not in AUGMENT_DEFAULTS:
-        raise ValueError(f"dataset={dataset!r} has no augmentation defaults; use one of {sorted(AUGMENT_DEFAULTS)}.")
+    """Fill augmentation knobs left as None with the dataset's defaults (its module's AUGMENT) and check them."""
+    defaults = augment_defaults(dataset)
     given = {"pad": pad, "cutout": cutout, "rotate": rotate, "rgb_shift": rgb_shift}
-    knobs = {k: AUGMENT_DEFAULTS[dataset][k] if v is None else v for k, v in given.items()}
+    knobs = {k: defaults[k] if v is None else v for k, v in given.items()}
     return _check_knobs(flip=flip, **knobs)
 
 
@@ -127,18 +94,22 @@ def _albumentations_step_list(*, mean, pad, flip, cutout, rotate, rgb_shift, ima
     """[(display name, [transforms])] for the enabled train steps, in pipeline order."""
     A = _albumentations()
     knobs = _check_knobs(pad=pad, flip=flip, cutout=cutout, rotate=rotate, rgb_shift=rgb_shift)
-    size = _check_int("image_size", image_size, low=1)
-    mean = _check_stats("mean", mean)
+    size = whole("image_size", image_size, low=1)
+    mean = unit_triplet("mean", mean)
     _check_size(pad=knobs["pad"], cutout=knobs["cutout"], height=size, width=size)
     border = _border_mode()
     steps = []
     if knobs["pad"]:
         p = knobs["pad"]
-        steps.append((
-            "pad + random crop",
-            [A.PadIfNeeded(min_height=size + 2 * p, min_width=size + 2 * p, border_mode=border),
-             A.RandomCrop(height=size, width=size)],
-        ))
+        steps.append(
+            (
+                "pad + random crop",
+                [
+                    A.PadIfNeeded(min_height=size + 2 * p, min_width=size + 2 * p, border_mode=border),
+                    A.RandomCrop(height=size, width=size),
+                ],
+            )
+        )
     if knobs["flip"]:
         steps.append(("horizontal flip", [A.HorizontalFlip(p=0.5)]))
     if knobs["rotate"]:
@@ -148,41 +119,57 @@ def _albumentations_step_list(*, mean, pad, flip, cutout, rotate, rgb_shift, ima
         # Given as a fraction of 255: RGBShift reads limits <= 1 as fractions and larger ones as
         # 0..255 units, so rgb_shift=1 passed raw would shift by up to 255, not 1.
         s = float(knobs["rgb_shift"]) / 255.0
-        steps.append((
-            f"RGB shift ±{knobs['rgb_shift']}",
-            [A.RGBShift(r_shift_limit=(-s, s), g_shift_limit=(-s, s), b_shift_limit=(-s, s), p=0.5)],
-        ))
+        steps.append(
+            (
+                f"RGB shift ±{knobs['rgb_shift']}",
+                [A.RGBShift(r_shift_limit=(-s, s), g_shift_limit=(-s, s), b_shift_limit=(-s, s), p=0.5)],
+            )
+        )
     if knobs["cutout"]:
         c = knobs["cutout"]
-        steps.append((
-            f"cutout {c}x{c}",
-            [A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(c, c), hole_width_range=(c, c),
-                             fill=_cutout_fill(mean), p=1.0)],
-        ))
+        steps.append(
+            (
+                f"cutout {c}x{c}",
+                [
+                    A.CoarseDropout(
+                        num_holes_range=(1, 1),
+                        hole_height_range=(c, c),
+                        hole_width_range=(c, c),
+                        fill=_cutout_fill(mean),
+                        p=1.0,
+                    )
+                ],
+            )
+        )
     return steps
 
 
 def albumentations_steps(*, mean, pad, flip, cutout, rotate, rgb_shift, image_size) -> dict:
     """Ordered {display name: transform} of the enabled train steps, each usable alone on an HxWx3 uint8 image."""
     A = _albumentations()
-    steps = _albumentations_step_list(mean=mean, pad=pad, flip=flip, cutout=cutout, rotate=rotate,
-                                      rgb_shift=rgb_shift, image_size=image_size)
+    steps = _albumentations_step_list(
+        mean=mean, pad=pad, flip=flip, cutout=cutout, rotate=rotate, rgb_shift=rgb_shift, image_size=image_size
+    )
     return {name: ts[0] if len(ts) == 1 else A.Compose(ts) for name, ts in steps}
 
 
-def albumentations_train(*, mean, std, pad, flip, cutout, rotate, rgb_shift, image_size, normalize: bool = True) -> A.Compose:
-    """The per-image train pipeline: the enabled steps, then Normalize and ToTensorV2 (uint8 images out if not normalize)."""
+def albumentations_train(
+    *, mean, std, pad, flip, cutout, rotate, rgb_shift, image_size, normalize: bool = True
+) -> A.Compose:
+    """The per-image train pipeline: the enabled steps, then Normalize and ToTensorV2 (uint8 out if not normalize)."""
     A = _albumentations()
     from albumentations.pytorch import ToTensorV2
 
-    steps = _albumentations_step_list(mean=mean, pad=pad, flip=flip, cutout=cutout, rotate=rotate,
-                                      rgb_shift=rgb_shift, image_size=image_size)
+    steps = _albumentations_step_list(
+        mean=mean, pad=pad, flip=flip, cutout=cutout, rotate=rotate, rgb_shift=rgb_shift, image_size=image_size
+    )
     flat = [t for _, ts in steps for t in ts]
     if not normalize:
         return A.Compose(flat)
-    std = _check_stats("std", std)
-    return A.Compose([*flat, A.Normalize(mean=_check_stats("mean", mean), std=std, max_pixel_value=255.0),
-                      ToTensorV2()])
+    std = unit_triplet("std", std, positive=True)
+    return A.Compose(
+        [*flat, A.Normalize(mean=unit_triplet("mean", mean), std=std, max_pixel_value=255.0), ToTensorV2()]
+    )
 
 
 def albumentations_eval(*, mean, std) -> A.Compose:
@@ -190,8 +177,14 @@ def albumentations_eval(*, mean, std) -> A.Compose:
     A = _albumentations()
     from albumentations.pytorch import ToTensorV2
 
-    return A.Compose([A.Normalize(mean=_check_stats("mean", mean), std=_check_stats("std", std),
-                                  max_pixel_value=255.0), ToTensorV2()])
+    return A.Compose(
+        [
+            A.Normalize(
+                mean=unit_triplet("mean", mean), std=unit_triplet("std", std, positive=True), max_pixel_value=255.0
+            ),
+            ToTensorV2(),
+        ]
+    )
 
 
 def seed_albumentations(*, transform, seed: int) -> None:
@@ -199,8 +192,7 @@ def seed_albumentations(*, transform, seed: int) -> None:
     # Compose(seed=s) / set_random_seed(s) give every step its OWN generator seeded with the same s,
     # so the steps' draws are correlated (e.g. flip and rotate decide alike on the first image).
     # set_random_state hands one numpy and one Python generator to every step instead.
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative int; pass e.g. torch.initial_seed() % 2**32.")
+    whole("seed", seed, low=0, hint="e.g. torch.initial_seed() % 2**32")
     if not hasattr(transform, "set_random_state"):
         raise ValueError(f"transform={transform!r} is not an albumentations transform; pass an A.Compose.")
     transform.set_random_state(np.random.default_rng(int(seed)), random.Random(int(seed)))
@@ -230,8 +222,9 @@ def _rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     # albumentations maps source to destination with [[c, s], [-s, c]] about ((W-1)/2, (H-1)/2);
     # grid_sample needs the inverse map in coordinates normalised by the half-sides (align_corners=True).
     sx, sy = max(w - 1, 1) / 2.0, max(h - 1, 1) / 2.0
-    theta = torch.stack([torch.stack([cos, -sin * (sy / sx), zero], 1),
-                         torch.stack([sin * (sx / sy), cos, zero], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin * (sy / sx), zero], 1), torch.stack([sin * (sx / sy), cos, zero], 1)], 1
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=True)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
 
@@ -249,13 +242,15 @@ class BatchAugment:
         knobs = _check_knobs(pad=pad, flip=flip, cutout=cutout, rotate=rotate, rgb_shift=rgb_shift)
         self.pad, self.flip, self.cutout = knobs["pad"], knobs["flip"], knobs["cutout"]
         self.rotate, self.rgb_shift = float(knobs["rotate"]), float(knobs["rgb_shift"])
-        self.mean = _check_stats("mean", mean)
+        self.mean = unit_triplet("mean", mean)
         self.fill = _cutout_fill(self.mean)
         self._fill_on: dict[torch.device, torch.Tensor] = {}
 
     def __repr__(self) -> str:
-        return (f"BatchAugment(pad={self.pad}, flip={self.flip}, cutout={self.cutout}, rotate={self.rotate:g}, "
-                f"rgb_shift={self.rgb_shift:g}, fill={self.fill})")
+        return (
+            f"BatchAugment(pad={self.pad}, flip={self.flip}, cutout={self.cutout}, rotate={self.rotate:g}, "
+            f"rgb_shift={self.rgb_shift:g}, fill={self.fill})"
+        )
 
     def _fill_tensor(self, device: torch.device) -> torch.Tensor:
         if device not in self._fill_on:  # copied to the device once, not on every call
@@ -268,8 +263,10 @@ class BatchAugment:
             got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must be a uint8 tensor (B, 3, H, W), got {got}; pass the raw uint8 images.")
         if not isinstance(generator, torch.Generator) or generator.device.type != x.device.type:
-            raise ValueError(f"generator must be a torch.Generator on {x.device} (the images' device); "
-                             f"make it with torch.Generator(device=x.device).manual_seed(seed).")
+            raise ValueError(
+                f"generator must be a torch.Generator on {x.device} (the images' device); "
+                f"make it with torch.Generator(device=x.device).manual_seed(seed)."
+            )
         b, c, h, w = x.shape
         _check_size(pad=self.pad, cutout=self.cutout, height=h, width=w)
         dev = x.device
@@ -297,7 +294,7 @@ class BatchAugment:
             out = torch.where(on, _rotate(out, angle), out)  # untouched images stay bit-exact
 
         if self.rgb_shift:
-            shift = (2.0 * u[:, self._RGB_R:self._RGB_R + 3] - 1.0) * self.rgb_shift
+            shift = (2.0 * u[:, self._RGB_R : self._RGB_R + 3] - 1.0) * self.rgb_shift
             shift = shift * (u[:, self._RGB_ON] < 0.5)[:, None]
             out = (out + shift[:, :, None, None]).clamp_(0.0, 255.0)
 
@@ -319,5 +316,6 @@ def batch_preview(*, images: np.ndarray, mean, seed: int = 0, pad, flip, cutout,
     """BatchAugment applied once to uint8 (N, H, W, 3) images on the CPU, back as uint8 (N, H, W, 3) for display."""
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
     out = BatchAugment(mean=mean, pad=pad, flip=flip, cutout=cutout, rotate=rotate, rgb_shift=rgb_shift)(
-        x, generator=torch.Generator().manual_seed(seed))
+        x, generator=torch.Generator().manual_seed(seed)
+    )
     return out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()

@@ -1,110 +1,142 @@
-"""Atomic files and RNG states: a crash or a kill at any moment leaves the last good file intact."""
+"""What training writes to disk and reads back: checkpoint.pt after every epoch, resume from it, and model.pt."""
 
 from __future__ import annotations
 
-import errno
-import io
-import json
-import os
-import random
-import tempfile
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
-import numpy as np
 import torch
+from torch import nn
+
+from . import __version__
+from .data import ImageData
+from .files import load_torch, rng_state, save_torch, set_rng_state
+from .models import model_name
+
+FORMAT = 2  # 2: the run's identity (its arguments, the data's under "data.") is stored to check a resume against
+# arguments that may change between a run and its resumption without changing what is computed
+RESUME_MAY_DIFFER = {
+    "resume", "progress", "num_workers", "device", "compile", "out_dir", "data.data_dir", "data.cache_dir",
+    "data.download",
+}  # fmt: skip
 
 
-def write_atomic(*, path: str | Path, data: bytes | None = None, write: Callable[[BinaryIO], Any] | None = None) -> Path:
-    """Write `data` (or let `write(file)` stream it) to a temporary file, fsync, rename: readers see old or new, never half."""
-    if (data is None) == (write is None):
-        raise TypeError("write_atomic takes exactly one of data= and write=")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data) if write is None else write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OSError(
-                e.errno,
-                f"no space left on the device while writing {path}; the previous file there is unchanged. "
-                f"Free some space or choose another folder.",
-            ) from e
-        raise
-    _fsync_dir(path.parent)
-    return path
+@dataclass
+class RunLog:
+    """What a run has done so far: one history row per epoch, the LR of every step, the seconds of every epoch."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    lr_per_step: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+
+    def metrics(self, *, record: dict[str, Any], finished: bool) -> dict[str, Any]:
+        """metrics.json: the run's record, then how far it got and what it measured."""
+        accs = [h["test_acc"] for h in self.history]
+        return {
+            **record,
+            "finished": finished,
+            "epochs_done": len(self.history),
+            "history": self.history,
+            "lr_per_step": self.lr_per_step,
+            "test_acc": accs[-1] if accs else None,
+            "best_test_acc": max(accs) if accs else None,
+            "epoch_seconds": self.epoch_seconds,
+        }
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def save_checkpoint(*, path: Path, identity: dict, max_lr: float, lr_finder: dict | None, model: nn.Module,
+                    optimizer, scheduler, scaler, log: RunLog) -> None:  # fmt: skip
+    """Write everything an interrupted run needs to continue to the same weights, atomically."""
+    save_torch(
+        path=path,
+        obj={
+            "format": FORMAT,
+            "epoch": len(log.history),
+            "identity": identity,
+            "max_lr": max_lr,
+            "lr_finder": lr_finder,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": rng_state(),
+            "history": log.history,
+            "lr_per_step": log.lr_per_step,
+            "epoch_seconds": log.epoch_seconds,
+        },
+    )
 
 
-def save_torch(*, obj: Any, path: str | Path) -> Path:
-    """torch.save `obj` atomically (plain tensors, numbers, strings, lists and dicts only)."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return write_atomic(path=path, data=buf.getvalue())
-
-
-def load_torch(*, path: str | Path, map_location="cpu") -> Any:
-    """Load a file written by save_torch with weights_only=True (no pickled objects)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; run notebook 04 (or eva_helpers.train) with this out_dir first.")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a truncated or foreign file
-        raise ValueError(f"{path} cannot be read as a checkpoint ({e}); delete it and train again.") from e
-
-
-def save_json(*, obj: Any, path: str | Path) -> Path:
-    """Write JSON atomically, indented for people."""
-    return write_atomic(path=path, data=(json.dumps(obj, indent=2) + "\n").encode())
-
-
-def rng_state() -> dict[str, Any]:
-    """Every RNG state a run depends on, as plain tensors and lists (loads with weights_only=True)."""
-    np_state = np.random.get_state()
-    state = {
-        "python": _to_plain(random.getstate()),
-        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
-        "torch": torch.get_rng_state(),
+def load_checkpoint(*, path: Path, resume: bool, identity: dict, device: torch.device, rank: int) -> dict | None:
+    """The checkpoint to continue from (checked against this run), or None to start afresh; stale temp files go."""
+    if rank == 0 and path.parent.is_dir():
+        for stale in path.parent.glob(".*.tmp"):  # left by a write that a kill interrupted
+            stale.unlink(missing_ok=True)
+    if not path.exists():
+        if resume and rank == 0:
+            warnings.warn(f"resume=True but {path} does not exist; starting from scratch.", stacklevel=3)
+        return None
+    if not resume:
+        if rank == 0:
+            warnings.warn(
+                f"{path} holds an earlier run; it will be replaced. Pass resume=True to continue it instead.",
+                stacklevel=3,
+            )
+        return None
+    state = load_torch(path=path, map_location=device)
+    saved = state.get("identity")
+    if state.get("format") != FORMAT or saved is None:
+        raise ValueError(
+            f"resume=True but {path} was written by another version of eva_helpers; choose a new "
+            "out_dir, or delete it to start again."
+        )
+    diff = {
+        k: (saved.get(k), identity.get(k))
+        for k in set(saved) | set(identity)
+        if k not in RESUME_MAY_DIFFER and saved.get(k) != identity.get(k)
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if diff:
+        lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(diff.items()))
+        raise ValueError(
+            f"resume=True but the checkpoint in out_dir was made with other parameters ({lines}). "
+            f"Pass the same parameters to continue it, or choose a new out_dir."
+        )
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what rng_state() captured."""
-    random.setstate(_from_plain(state["python"]))
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def restore(*, state: dict, model: nn.Module, optimizer, scheduler, scaler) -> RunLog:
+    """Put the checkpoint's weights, optimiser, schedule, scaler and RNG states back; return the run so far."""
+    for part, obj in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
+        obj.load_state_dict(state[part])
+    set_rng_state(state["rng"])
+    return RunLog(history=state["history"], lr_per_step=state["lr_per_step"], epoch_seconds=state["epoch_seconds"])
 
 
-def _to_plain(x):
-    return [_to_plain(v) for v in x] if isinstance(x, tuple) else x
+def model_meta(*, model: nn.Module, data: ImageData, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Plain metadata stored beside the weights: enough to rebuild the model, prepare its inputs, and its data."""
+    p = metrics["params"]
+    return {
+        "model": model_name(model),
+        "num_classes": data.num_classes,
+        "classes": list(data.classes),
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "image_size": data.image_size,
+        "test_split": data.test_split,
+        "data": dict(data.args),
+        "channels_last": p["channels_last"],
+        "precision": metrics["precision"],
+        "epochs": p["epochs"],
+        "test_acc": metrics["test_acc"],
+        "max_lr": p["max_lr"],
+        "eva_helpers": __version__,
+    }
 
 
-def _from_plain(x):
-    return tuple(_from_plain(v) for v in x) if isinstance(x, list) else x
+def save_model(*, path: Path, model: nn.Module, data: ImageData, metrics: dict[str, Any]) -> None:
+    """Write model.pt: the weights and the metadata inference.load_trained needs (loads with weights_only=True)."""
+    save_torch(
+        path=path, obj={"model": model.state_dict(), "meta": model_meta(model=model, data=data, metrics=metrics)}
+    )

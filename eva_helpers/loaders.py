@@ -12,15 +12,17 @@ an epoch is the same whether the run was interrupted before it or not.
 
 from __future__ import annotations
 
-import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from . import augment as aug_lib
-from .errors import DataError
+from .device import auto_workers
+from .validate import DataError, choice
+
+LOADERS = ("auto", "device", "torch")  # "auto" is "device": the fast path wherever it runs
 
 
 def epoch_seed(*, seed: int, epoch: int, rank: int = 0) -> int:
@@ -28,24 +30,62 @@ def epoch_seed(*, seed: int, epoch: int, rank: int = 0) -> int:
     return int(np.random.SeedSequence([seed, epoch + 1, rank]).generate_state(1, np.uint64)[0]) >> 1
 
 
-def usable_cpus() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+class _GlobalBatches:
+    """What both training loaders share: global batches drawn per epoch, each rank taking its own slice."""
+
+    batch_size: int
+    drop_last: bool
+    rank: int
+    world_size: int
+    seed: int
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose shuffle and augmentation the next iteration draws."""
+        self.epoch = epoch
+
+    def _num_images(self) -> int:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        """Steps per epoch: global batches, the same on every rank."""
+        n = self._num_images()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def global_order(self) -> torch.Tensor:
+        """This epoch's shuffle of all images (the same on every rank)."""
+        g = torch.Generator().manual_seed(epoch_seed(seed=self.seed, epoch=self.epoch))
+        return torch.randperm(self._num_images(), generator=g)
+
+    def rank_slice(self, batch: torch.Tensor) -> torch.Tensor:
+        """This rank's part of one global batch: the ranks' slices partition it."""
+        per_rank = len(batch) // self.world_size
+        return batch[self.rank * per_rank : (self.rank + 1) * per_rank]
 
 
-def auto_workers() -> int:
-    """DataLoader workers that suit this machine: none on two cores, where workers steal the training step's cores."""
-    cores = usable_cpus()
-    return 0 if cores <= 2 else min(8, cores // 2)
+class DeviceLoader(_GlobalBatches):
+    """Batches from a uint8 (N, H, W, 3) array held on `device`, optionally augmented with BatchAugment.
 
-
-class DeviceLoader:
-    """Batches from a uint8 (N, H, W, 3) array held on `device`, optionally augmented with BatchAugment."""
+    Training (shuffle=True) draws global batches and gives each rank its slice; evaluation
+    (shuffle=False) gives each rank every world_size-th image, in order.
+    """
 
     def __init__(
-        self, *, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device, mean: Sequence[float],
-        std: Sequence[float], augment: aug_lib.BatchAugment | None = None, shuffle: bool = False,
-        drop_last: bool = False, seed: int = 0, channels_last: bool = True, rank: int = 0, world_size: int = 1,
+        self,
+        *,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        device: torch.device,
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: aug_lib.BatchAugment | None = None,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        channels_last: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         self.device = torch.device(device)
         self.x = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
@@ -57,31 +97,20 @@ class DeviceLoader:
         self.std = torch.tensor([s * 255 for s in std], device=self.device).view(1, 3, 1, 1)
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose shuffle and augmentation the next iteration draws."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
+    def _num_images(self) -> int:
         n = len(self.y)
-        if self.shuffle:  # training: global batches split across ranks
-            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-        return -(-len(range(self.rank, n, self.world_size)) // self.batch_size)
-
-    def _order(self) -> torch.Tensor:
-        n = len(self.y)
-        if not self.shuffle:
-            return torch.arange(self.rank, n, self.world_size)
-        g = torch.Generator().manual_seed(epoch_seed(seed=self.seed, epoch=self.epoch))
-        return torch.randperm(n, generator=g)
+        return n if self.shuffle else len(range(self.rank, n, self.world_size))  # evaluation: this rank's share
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self._order().to(self.device)
-        gen = torch.Generator(device=self.device).manual_seed(epoch_seed(seed=self.seed, epoch=self.epoch, rank=self.rank))
-        per_rank = self.batch_size // self.world_size if self.shuffle else self.batch_size
+        n = len(self.y)
+        order = (self.global_order() if self.shuffle else torch.arange(self.rank, n, self.world_size)).to(self.device)
+        gen = torch.Generator(device=self.device).manual_seed(
+            epoch_seed(seed=self.seed, epoch=self.epoch, rank=self.rank)
+        )
         for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            if self.shuffle and self.world_size > 1:
-                idx = idx[self.rank * per_rank:(self.rank + 1) * per_rank]
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            if self.shuffle:
+                idx = self.rank_slice(idx)
             xb = self.x[idx].permute(0, 3, 1, 2)  # NHWC storage seen as NCHW: already channels_last strides
             xb = self.augment(xb, generator=gen) if self.augment is not None else xb.float()
             xb = (xb - self.mean) / self.std
@@ -108,42 +137,53 @@ def _seed_worker(worker_id: int) -> None:
     aug_lib.seed_albumentations(transform=info.dataset.transform, seed=torch.initial_seed() % 2**32)
 
 
-class TorchLoader:
+class TorchLoader(_GlobalBatches):
     """The seed-style path: DataLoader + per-image albumentations, batches on the CPU until the engine moves them."""
 
     def __init__(
-        self, *, x: np.ndarray, y: np.ndarray, batch_size: int, transform, num_workers: int, seed: int = 0,
-        drop_last: bool = True, rank: int = 0, world_size: int = 1, pin_memory: bool = False,
+        self,
+        *,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        transform,
+        num_workers: int,
+        seed: int = 0,
+        drop_last: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        pin_memory: bool = False,
     ):
         self.dataset = AlbumentationsDataset(x=x, y=y, transform=transform)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.drop_last, self.rank, self.world_size, self.pin_memory = drop_last, rank, world_size, pin_memory
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose shuffle and augmentation the next iteration draws."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+    def _num_images(self) -> int:
+        return len(self.dataset)
 
     def _loader(self) -> DataLoader:
-        n = len(self.dataset)
-        g = torch.Generator().manual_seed(epoch_seed(seed=self.seed, epoch=self.epoch))
-        order = torch.randperm(n, generator=g)[: len(self) * self.batch_size if self.drop_last else n]
+        order = self.global_order()
         per_rank = self.batch_size // self.world_size
-        # each rank reads its own slice of every global batch
-        mine = order.view(-1, self.batch_size)[:, self.rank * per_rank:(self.rank + 1) * per_rank].reshape(-1) \
-            if self.drop_last else order[self.rank::self.world_size]
+        # each rank reads its own slice of every global batch, as DeviceLoader does
+        mine = torch.cat(
+            [self.rank_slice(order[b * self.batch_size : (b + 1) * self.batch_size]) for b in range(len(self))]
+        )
         worker_gen = torch.Generator().manual_seed(epoch_seed(seed=self.seed, epoch=self.epoch, rank=self.rank))
         if self.num_workers == 0:
-            aug_lib.seed_albumentations(transform=self.dataset.transform,
-                                        seed=int(torch.randint(2**31, (1,), generator=worker_gen)))
+            aug_lib.seed_albumentations(
+                transform=self.dataset.transform, seed=int(torch.randint(2**31, (1,), generator=worker_gen))
+            )
         return DataLoader(
-            self.dataset, batch_size=per_rank, sampler=mine.tolist(), num_workers=self.num_workers,
-            worker_init_fn=_seed_worker if self.num_workers else None, generator=worker_gen,
-            pin_memory=self.pin_memory, drop_last=self.drop_last, persistent_workers=False,
+            self.dataset,
+            batch_size=per_rank,
+            sampler=mine.tolist(),
+            num_workers=self.num_workers,
+            worker_init_fn=_seed_worker if self.num_workers else None,
+            generator=worker_gen,
+            pin_memory=self.pin_memory,
+            drop_last=self.drop_last,
+            persistent_workers=False,
         )
 
     def __iter__(self):
@@ -151,13 +191,21 @@ class TorchLoader:
 
 
 def make_loaders(
-    *, data, batch_size: int, device: torch.device, augment: dict, loader: str = "auto", seed: int = 0,
-    num_workers: int | None = None, channels_last: bool = True, rank: int = 0, world_size: int = 1,
+    *,
+    data,
+    batch_size: int,
+    device: torch.device,
+    augment: dict,
+    loader: str = "auto",
+    seed: int = 0,
+    num_workers: int | None = None,
+    channels_last: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
     eval_batch_size: int | None = None,
 ):
     """The training and held-out loaders for `data` (an ImageData); training drops the last partial batch."""
-    if loader not in ("auto", "device", "torch"):
-        raise ValueError(f"loader={loader!r} is unknown; choose 'auto', 'device' or 'torch'.")
+    choice("loader", loader, LOADERS)
     if batch_size % world_size:
         raise ValueError(f"batch_size={batch_size} must divide evenly across {world_size} processes.")
     if len(data.y_train) < batch_size:
@@ -172,16 +220,34 @@ def make_loaders(
         )
     device = torch.device(device)
     common = dict(mean=data.mean, std=data.std, channels_last=channels_last, rank=rank, world_size=world_size)
-    evaluation = DeviceLoader(x=data.x_test, y=data.y_test, batch_size=eval_batch_size or batch_size,
-                              device=device, **common)
+    evaluation = DeviceLoader(
+        x=data.x_test, y=data.y_test, batch_size=eval_batch_size or batch_size, device=device, **common
+    )
     if loader in ("auto", "device"):
         batch_aug = aug_lib.BatchAugment(mean=data.mean, **augment)
-        train = DeviceLoader(x=data.x_train, y=data.y_train, batch_size=batch_size, device=device,
-                             augment=batch_aug, shuffle=True, drop_last=True, seed=seed, **common)
+        train = DeviceLoader(
+            x=data.x_train,
+            y=data.y_train,
+            batch_size=batch_size,
+            device=device,
+            augment=batch_aug,
+            shuffle=True,
+            drop_last=True,
+            seed=seed,
+            **common,
+        )
     else:
         transform = aug_lib.albumentations_train(mean=data.mean, std=data.std, image_size=data.image_size, **augment)
         workers = auto_workers() if num_workers is None else num_workers
-        train = TorchLoader(x=data.x_train, y=data.y_train, batch_size=batch_size, transform=transform,
-                            num_workers=workers, seed=seed, rank=rank, world_size=world_size,
-                            pin_memory=device.type == "cuda")
+        train = TorchLoader(
+            x=data.x_train,
+            y=data.y_train,
+            batch_size=batch_size,
+            transform=transform,
+            num_workers=workers,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            pin_memory=device.type == "cuda",
+        )
     return train, evaluation

@@ -45,7 +45,9 @@ def steepest_lr(*, lr, loss, skip_start: int = 10, skip_end: int = 5) -> float:
     keep = np.isfinite(loss)
     lr, loss = lr[keep], loss[keep]
     if len(loss) < 3:
-        raise ValueError(f"the range test has only {len(loss)} finite points; raise finder_iters or lower finder_start_lr.")
+        raise ValueError(
+            f"the range test has only {len(loss)} finite points; raise finder_iters or lower finder_start_lr."
+        )
     while len(loss) - skip_start - skip_end < 3:  # short curves: trim less
         skip_start, skip_end = max(0, skip_start // 2), max(0, skip_end // 2)
         if skip_start == skip_end == 0:
@@ -56,9 +58,18 @@ def steepest_lr(*, lr, loss, skip_start: int = 10, skip_end: int = 5) -> float:
 
 
 def lr_range_test(
-    *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, criterion, train_loader, device: torch.device,
-    start_lr: float = 1e-5, end_lr: float = 10.0, num_iter: int = 100, amp_dtype: torch.dtype | None = None,
-    diverge_th: float = 5.0, progress: bool = True,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    criterion,
+    train_loader,
+    device: torch.device,
+    start_lr: float = 1e-5,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    amp_dtype: torch.dtype | None = None,
+    diverge_th: float = 5.0,
+    progress: bool = True,
 ) -> dict:
     """Run an exponential LR range test and restore the model and optimizer afterwards.
 
@@ -74,11 +85,22 @@ def lr_range_test(
     diverged = False
     try:
         # the library prints and draws its own tqdm bar; we return values, and honour progress=False
-        quiet_bar = contextlib.nullcontext() if progress else mock.patch.object(
-            torch_lr_finder.lr_finder, "tqdm", functools.partial(torch_lr_finder.lr_finder.tqdm, disable=True))
+        quiet_bar = (
+            contextlib.nullcontext()
+            if progress
+            else mock.patch.object(
+                torch_lr_finder.lr_finder, "tqdm", functools.partial(torch_lr_finder.lr_finder.tqdm, disable=True)
+            )
+        )
         with contextlib.redirect_stdout(io.StringIO()), quiet_bar:
-            finder.range_test(_Batches(train_loader), start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
-                              step_mode="exp", diverge_th=diverge_th)
+            finder.range_test(
+                _Batches(train_loader),
+                start_lr=start_lr,
+                end_lr=end_lr,
+                num_iter=num_iter,
+                step_mode="exp",
+                diverge_th=diverge_th,
+            )
     except _Diverged:
         diverged = True
     finally:

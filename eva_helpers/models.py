@@ -1,4 +1,4 @@
-"""The two networks (David C's custom ResNet for CIFAR-10, a CIFAR-style ResNet18), a summary, Grad-CAM layers."""
+"""The networks by name (David C's custom ResNet for CIFAR-10, a CIFAR-style ResNet18), a summary, Grad-CAM layers."""
 
 from __future__ import annotations
 
@@ -10,12 +10,21 @@ import torch.nn.functional as F
 import torchinfo
 from torch import nn
 
-MODEL_NAMES = ("custom_resnet", "resnet18")
+from .validate import choice, whole
 
 
 def _conv3x3(cin: int, cout: int, *, stride: int = 1) -> nn.Conv2d:
     """Return a 3x3 convolution with padding 1 and no bias (a BatchNorm follows it)."""
     return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def _stem(cout: int) -> nn.Sequential:
+    """Conv 3x3 -> BN -> ReLU on the RGB input, at full resolution: the first layer of both networks."""
+    stem = nn.Sequential()
+    stem.add_module("conv", _conv3x3(3, cout))
+    stem.add_module("bn", nn.BatchNorm2d(cout))
+    stem.add_module("relu", nn.ReLU())
+    return stem
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,17 +72,15 @@ class CustomResNet(nn.Module):
     """David C's ResNet-9 variant for 32x32 CIFAR-10 images (6,573,130 parameters for 10 classes); returns logits."""
 
     input_size = 32  # layer3 leaves 4x4 at 32x32 input, which the final MaxPool2d(4) turns into 1x1
+    gradcam_layer_names = ("layer1", "layer2", "layer3")  # Grad-CAM targets, shallowest first
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
-        self.prep = nn.Sequential()
-        self.prep.add_module("conv", _conv3x3(3, 64))
-        self.prep.add_module("bn", nn.BatchNorm2d(64))
-        self.prep.add_module("relu", nn.ReLU())
-        self.layer1 = ResLayer(64, 128)        # 32 -> 16
+        self.prep = _stem(64)
+        self.layer1 = ResLayer(64, 128)  # 32 -> 16
         self.layer2 = ConvPoolBlock(128, 256)  # 16 -> 8
-        self.layer3 = ResLayer(256, 512)       # 8 -> 4
-        self.pool = nn.MaxPool2d(4)            # 4 -> 1
+        self.layer3 = ResLayer(256, 512)  # 8 -> 4
+        self.pool = nn.MaxPool2d(4)  # 4 -> 1
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(512, num_classes)
 
@@ -119,12 +126,11 @@ class BasicBlock(nn.Module):
 class ResNet18(nn.Module):
     """CIFAR-style ResNet18 for 32x32 or 64x64 images (11,173,962 parameters for 10 classes); returns logits."""
 
+    gradcam_layer_names = ("layer2", "layer3", "layer4")  # Grad-CAM targets, shallowest first
+
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
-        self.stem = nn.Sequential()
-        self.stem.add_module("conv", _conv3x3(3, 64))
-        self.stem.add_module("bn", nn.BatchNorm2d(64))
-        self.stem.add_module("relu", nn.ReLU())
+        self.stem = _stem(64)
         self.layer1 = self._make_layer(64, 64, stride=1)
         self.layer2 = self._make_layer(64, 128, stride=2)
         self.layer3 = self._make_layer(128, 256, stride=2)
@@ -147,15 +153,26 @@ class ResNet18(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def build_model(*, name: str, num_classes: int) -> nn.Module:
-    """Return a freshly initialised model by name: "custom_resnet" or "resnet18"."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}; pass the dataset's class count")
-    if name == "custom_resnet":
-        return CustomResNet(num_classes=num_classes)
-    if name == "resnet18":
-        return ResNet18(num_classes=num_classes)
-    raise ValueError(f"unknown model name {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+# The networks by name: adding one is its class above and one line here.
+MODELS: dict[str, type[nn.Module]] = {"custom_resnet": CustomResNet, "resnet18": ResNet18}
+
+
+def build_model(*, name: str, num_classes: int, seed: int | None = None) -> nn.Module:
+    """Return a freshly initialised model by name; with a seed, the same weights every time (global RNG untouched)."""
+    choice("model", name, MODELS)
+    whole("num_classes", num_classes, low=2, hint="pass the dataset's class count")
+    if seed is None:
+        return MODELS[name](num_classes=num_classes)
+    with torch.random.fork_rng(devices=[]):  # initialisation draws from torch's CPU generator only
+        torch.manual_seed(whole("seed", seed, low=0))
+        return MODELS[name](num_classes=num_classes)
+
+
+def model_name(model: nn.Module) -> str | None:
+    """The name build_model knows `model` by (through DDP and torch.compile wrappers), or None."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return next((name for name, cls in MODELS.items() if type(model) is cls), None)
 
 
 def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:
@@ -185,9 +202,8 @@ def model_summary(
     *, model: nn.Module, image_size: int, batch_size: int = 1, device: str | torch.device = "cpu"
 ) -> torchinfo.ModelStatistics:
     """Return torchinfo's layer table for a (batch_size, 3, image_size, image_size) input; display it to see it."""
-    for key, value in (("image_size", image_size), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be a positive int, got {value!r}")
+    whole("image_size", image_size, low=1)
+    whole("batch_size", batch_size, low=1)
     # torchinfo moves the model to `device` and switches it to eval: put both back afterwards.
     with preserved_state(model):
         return torchinfo.summary(
@@ -204,13 +220,10 @@ def model_summary(
 def gradcam_layers(model: nn.Module) -> dict[str, nn.Module]:
     """Return {name: module} of Grad-CAM target layers, shallowest first, deepest last."""
     model = getattr(model, "_orig_mod", model)  # a torch.compile wrapper shares its modules with the original
-    if isinstance(model, CustomResNet):
-        names = ("layer1", "layer2", "layer3")
-    elif isinstance(model, ResNet18):
-        names = ("layer2", "layer3", "layer4")
-    else:
+    names = getattr(type(model), "gradcam_layer_names", None)
+    if names is None:
         raise ValueError(
             f"no Grad-CAM layers known for {type(model).__name__}; build the model with build_model "
-            f"(one of {', '.join(MODEL_NAMES)}) or pick a conv layer yourself"
+            f"(one of {', '.join(MODELS)}) or pick a conv layer yourself"
         )
     return {name: getattr(model, name) for name in names}

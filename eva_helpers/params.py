@@ -1,14 +1,18 @@
-"""Every notebook parameter in one table, and the one function that checks them where they enter."""
+"""Every notebook parameter in one table, the one function that checks them where they enter, and YAML files of them."""
 
 from __future__ import annotations
 
-import difflib
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-DATASETS = ("cifar10", "imagefolder", "tinyimagenet")
-MODELS = ("custom_resnet", "resnet18")
+from .data import DATASETS
+from .device import PRECISIONS, check_device_name
+from .loaders import LOADERS
+from .models import MODELS
+from .validate import choice, nearest_name, real, whole
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,7 @@ class Param:
     default: Any
     help: str
     choices: tuple = ()
-    low: float | None = None  # inclusive unless low_open
+    low: float | None = None  # inclusive unless low_open (ints: always inclusive)
     high: float | None = None  # inclusive unless high_open
     low_open: bool = False
     high_open: bool = False
@@ -44,10 +48,12 @@ SPEC: dict[str, Param] = {
     "rotate": Param(float, None, "random rotation limit in degrees, 0 = off", low=0, high=180, nullable=True),
     "rgb_shift": Param(int, None, "per-channel shift limit in 0..255 units, 0 = off", low=0, high=255, nullable=True),
     # model and optimisation
-    "model": Param(str, "custom_resnet", "which network", choices=MODELS),
+    "model": Param(str, "custom_resnet", "which network", choices=tuple(MODELS)),
     "epochs": Param(int, 24, "training epochs", low=1),
-    "peak_epoch": Param(int, 5, "epoch at whose end the LR peaks", low=0, low_open=True),
-    "max_lr": Param(float, None, "peak LR; None runs the LR range test and uses its suggestion", low=0, low_open=True, nullable=True),
+    "peak_epoch": Param(int, 5, "epoch at whose end the LR peaks", low=1),
+    "max_lr": Param(
+        float, None, "peak LR; None runs the LR range test and uses its suggestion", low=0, low_open=True, nullable=True
+    ),
     "div_factor": Param(float, 100.0, "initial LR = max_lr / div_factor", low=1),
     "final_div_factor": Param(float, 100.0, "final LR = max_lr / (div_factor * final_div_factor)", low=1),
     "batch_size": Param(int, 512, "images per step (global, across all ranks)", low=1),
@@ -62,12 +68,23 @@ SPEC: dict[str, Param] = {
     # machine
     "seed": Param(int, 1, "seed for weights, shuffling and augmentation", low=0),
     "device": Param(str, "auto", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
-    "loader": Param(str, "auto", "'device': data on the device, batched augmentation; 'torch': DataLoader + albumentations", choices=("auto", "device", "torch")),
-    "precision": Param(str, "auto", "'bf16' or 'fp16' autocast, 'fp32', or 'auto' (bf16 where the hardware has it, else fp16 on CUDA)",
-                       choices=("auto", "bf16", "fp16", "fp32")),
+    "loader": Param(
+        str,
+        "auto",
+        "'device': data on the device, batched augmentation; 'torch': DataLoader + albumentations",
+        choices=LOADERS,
+    ),
+    "precision": Param(
+        str,
+        "auto",
+        "'bf16' or 'fp16' autocast, 'fp32', or 'auto' (bf16 where the hardware has it, else fp16 on CUDA)",
+        choices=PRECISIONS,
+    ),
     "channels_last": Param(bool, True, "channels_last memory format"),
     "compile": Param(bool, False, "torch.compile the model"),
-    "num_workers": Param(int, None, "DataLoader workers for loader='torch' (None: chosen for the machine)", low=0, nullable=True),
+    "num_workers": Param(
+        int, None, "DataLoader workers for loader='torch' (None: chosen for the machine)", low=0, nullable=True
+    ),
     "progress": Param(bool, True, "show progress bars"),
     # products
     "out_dir": Param(str, "outputs", "where results are written", path=True),
@@ -96,12 +113,6 @@ def project_root() -> Path:
     return here if (here / "notebooks").is_dir() else Path.cwd()
 
 
-def nearest_name(name: str, known) -> str | None:
-    """The known name closest to a misspelt one, or None."""
-    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
-    return match[0] if match else None
-
-
 def _coerce(name: str, value: Any, p: Param) -> Any:
     """Convert what papermill or a command line passes into the parameter's type, where that is safe."""
     if value is None:
@@ -120,10 +131,6 @@ def _coerce(name: str, value: Any, p: Param) -> Any:
             return value.strip().lower() in ("true", "1", "yes")
         raise bad
     if p.kind is int:
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, int):
-            return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str):
@@ -131,7 +138,7 @@ def _coerce(name: str, value: Any, p: Param) -> Any:
                 return int(value.strip())
             except ValueError:
                 raise bad from None
-        raise bad
+        return value  # whole() names anything else
     if p.kind is float:
         if isinstance(value, bool):
             raise bad
@@ -152,15 +159,20 @@ def _coerce(name: str, value: Any, p: Param) -> Any:
     raise TypeError(f"unsupported parameter kind {p.kind}")
 
 
-def _check_range(name: str, value: Any, p: Param) -> None:
-    if value is None or p.kind not in (int, float):
-        return
-    if p.low is not None and (value < p.low or (p.low_open and value == p.low)):
-        op = ">" if p.low_open else ">="
-        raise ValueError(f"{name}={value!r} is out of range: it must be {op} {p.low} ({p.help}). Default: {p.default!r}.")
-    if p.high is not None and (value > p.high or (p.high_open and value == p.high)):
-        op = "<" if p.high_open else "<="
-        raise ValueError(f"{name}={value!r} is out of range: it must be {op} {p.high} ({p.help}). Default: {p.default!r}.")
+def _check_value(name: str, value: Any, p: Param) -> Any:
+    """The value checked by validate's functions: range for numbers, membership for choices."""
+    if value is None:
+        return None
+    try:
+        if p.choices:
+            return choice(name, value, p.choices)
+        if p.kind is int:
+            return whole(name, value, low=p.low, high=p.high, hint=p.help)
+        if p.kind is float:
+            return real(name, value, low=p.low, high=p.high, low_open=p.low_open, high_open=p.high_open, hint=p.help)
+    except ValueError as e:
+        raise ValueError(f"{e} Default: {p.default!r}.") from None
+    return value
 
 
 def check_param(name: str, value: Any) -> Any:
@@ -170,14 +182,9 @@ def check_param(name: str, value: Any) -> Any:
         hint = f" Did you mean {near!r}?" if near else ""
         raise ValueError(f"unknown parameter {name!r}.{hint} Known parameters: {', '.join(sorted(SPEC))}.")
     p = SPEC[name]
-    value = _coerce(name, value, p)
-    if p.choices and value not in p.choices:
-        near = nearest_name(str(value), p.choices)
-        hint = f" Did you mean {near!r}?" if near else ""
-        raise ValueError(f"unknown {name}={value!r}.{hint} Choose one of: {', '.join(p.choices)}.")
-    _check_range(name, value, p)
-    if name == "device" and not (value in ("auto", "cpu", "cuda", "mps") or value.startswith("cuda:")):
-        raise ValueError(f"device={value!r} is not understood; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+    value = _check_value(name, _coerce(name, value, p), p)
+    if name == "device":
+        check_device_name(value)
     if p.path and value is not None:
         path = Path(value).expanduser()
         value = str(path if path.is_absolute() else project_root() / path)
@@ -198,7 +205,11 @@ def check_params(*, namespace: Mapping[str, Any], names=None) -> dict[str, Any]:
             f"peak_epoch={params['peak_epoch']} is outside (0, epochs={params['epochs']}]: "
             f"the LR must peak within training; lower peak_epoch or raise epochs."
         )
-    if "finder_start_lr" in params and "finder_end_lr" in params and params["finder_end_lr"] <= params["finder_start_lr"]:
+    if (
+        "finder_start_lr" in params
+        and "finder_end_lr" in params
+        and params["finder_end_lr"] <= params["finder_start_lr"]
+    ):
         raise ValueError(
             f"finder_end_lr={params['finder_end_lr']} must be above finder_start_lr={params['finder_start_lr']}."
         )
@@ -208,3 +219,33 @@ def check_params(*, namespace: Mapping[str, Any], names=None) -> dict[str, Any]:
 def defaults(names=None) -> dict[str, Any]:
     """The default value of each named parameter (all when names is None)."""
     return {n: SPEC[n].default for n in (names or SPEC)}
+
+
+def pick(fn: Callable, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of `params` that are knobs of `fn` (its keyword arguments with defaults): `fn(**pick(fn, params))`.
+
+    Required arguments are never picked: `fit(model=net, data=data, **pick(fit, params))` passes the network
+    itself, while params["model"] (its name) stays with build_model.
+    """
+    knobs = {
+        name
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+    }
+    return {k: v for k, v in params.items() if k in knobs}
+
+
+def read_config(path: str | Path, *, check_names: bool = True) -> dict[str, Any]:
+    """A YAML parameters file (as papermill's -f takes), its names checked against SPEC unless told otherwise."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist; see configs/ for the shipped recipes.")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of parameter names to values.")
+    for name in values if check_names else ():
+        if name not in SPEC:
+            check_params(namespace=values, names=[name])  # raises, naming the nearest known name
+    return values

@@ -1,6 +1,7 @@
-"""Run a notebook with papermill, refusing misspelt or invalid parameters instead of warning about them.
+r"""Run a notebook with papermill, refusing misspelt or invalid parameters instead of warning about them.
 
-    python -m eva_helpers.run notebooks/04_train_ocp.ipynb outputs/04_train_ocp.ipynb -p max_lr 0.1 -f configs/cifar10_custom_resnet.yaml
+    python -m eva_helpers.run notebooks/04_train_ocp.ipynb outputs/04_train_ocp.ipynb -p max_lr 0.1 \
+        -f configs/cifar10_custom_resnet.yaml
 
 Takes papermill's own arguments. Every parameter name given with -p, -r, -f, -y or -b is checked
 against the notebook's parameters cell (papermill's own inspection); an unknown one stops the run
@@ -21,7 +22,8 @@ import yaml
 from papermill.cli import _resolve_type
 from papermill.cli import papermill as papermill_cli
 
-from .params import SPEC, check_param, nearest_name
+from .params import SPEC, check_param, read_config
+from .validate import nearest_name
 
 
 def given_parameters(argv: list[str]) -> tuple[str, dict[str, Any]]:
@@ -32,7 +34,7 @@ def given_parameters(argv: list[str]) -> tuple[str, dict[str, Any]]:
         raise click.UsageError("give the notebook to run and where to write the executed copy: NOTEBOOK OUTPUT")
     values: dict[str, Any] = {}
     for path in p.get("parameters_file") or ():
-        values.update(yaml.safe_load(Path(path).read_text()) or {})
+        values.update(read_config(path, check_names=False))  # problems() names them against the notebook
     for text in p.get("parameters_yaml") or ():
         values.update(yaml.safe_load(text) or {})
     for text in p.get("parameters_base64") or ():
@@ -52,8 +54,9 @@ def problems(*, notebook: str, values: dict[str, Any]) -> list[str]:
         if name not in known:
             near = nearest_name(name, known)
             hint = f"; did you mean {near!r}?" if near else ""
-            found.append(f"unknown parameter {name!r} for {Path(notebook).name}{hint} "
-                         f"Its parameters: {', '.join(known)}.")
+            found.append(
+                f"unknown parameter {name!r} for {Path(notebook).name}{hint} Its parameters: {', '.join(known)}."
+            )
         elif name in SPEC:
             try:
                 check_param(name, value)
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         notebook, values = given_parameters(argv)
         found = problems(notebook=notebook, values=values)
-    except (click.UsageError, FileNotFoundError, yaml.YAMLError) as e:
+    except (click.UsageError, FileNotFoundError, ValueError, yaml.YAMLError) as e:  # ValueError: not a mapping
         print(f"eva_helpers.run: {e}", file=sys.stderr)
         return 2
     if found:

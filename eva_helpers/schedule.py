@@ -6,10 +6,16 @@ import torch
 
 
 def one_cycle_lr(
-    *, step: int, max_lr: float, epochs: int, peak_epoch: int, steps_per_epoch: int,
-    div_factor: float = 100.0, final_div_factor: float = 100.0,
+    *,
+    step: int,
+    max_lr: float,
+    epochs: int,
+    peak_epoch: int,
+    steps_per_epoch: int,
+    div_factor: float = 100.0,
+    final_div_factor: float = 100.0,
 ) -> float:
-    """LR used by the 0-based training step `step`: linear up to max_lr at the peak epoch's last step, then linear down."""
+    """The LR of 0-based training step `step`: linear up to max_lr at the peak epoch's last step, then linear down."""
     total = epochs * steps_per_epoch
     peak = peak_epoch * steps_per_epoch - 1  # index of the last step of the peak epoch
     if not 0 <= step < total:
@@ -21,15 +27,15 @@ def one_cycle_lr(
     return max_lr + (end - max_lr) * (step - peak) / (total - 1 - peak)
 
 
-def one_cycle_lrs(**kwargs) -> list[float]:
-    """The LR of every step of a run (keyword arguments as for one_cycle_lr, without step)."""
-    total = kwargs["epochs"] * kwargs["steps_per_epoch"]
-    return [one_cycle_lr(step=i, **kwargs) for i in range(total)]
-
-
 def one_cycle(
-    *, optimizer: torch.optim.Optimizer, max_lr: float, epochs: int, peak_epoch: int, steps_per_epoch: int,
-    div_factor: float = 100.0, final_div_factor: float = 100.0,
+    *,
+    optimizer: torch.optim.Optimizer,
+    max_lr: float,
+    epochs: int,
+    peak_epoch: int,
+    steps_per_epoch: int,
+    div_factor: float = 100.0,
+    final_div_factor: float = 100.0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A scheduler to step after every batch; it gives the same LRs as OneCycleLR(three_phase=False, linear).
 
@@ -40,8 +46,14 @@ def one_cycle(
         raise ValueError(f"peak_epoch={peak_epoch} is outside (0, epochs={epochs}]; lower peak_epoch or raise epochs.")
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch={steps_per_epoch} must be at least 1")
-    shape = dict(max_lr=max_lr, epochs=epochs, peak_epoch=peak_epoch, steps_per_epoch=steps_per_epoch,
-                 div_factor=div_factor, final_div_factor=final_div_factor)
+    shape = dict(
+        max_lr=max_lr,
+        epochs=epochs,
+        peak_epoch=peak_epoch,
+        steps_per_epoch=steps_per_epoch,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+    )
     total = epochs * steps_per_epoch
     for group in optimizer.param_groups:
         group["lr"] = max_lr

@@ -39,9 +39,18 @@ from PIL import Image
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _TIN_WORDS = [
-    "goldfish, Carassius auratus", "European fire salamander, Salamandra salamandra", "bullfrog, Rana catesbeiana",
-    "tailed frog, bell toad, ribbed toad", "American alligator, Alligator mississipiensis", "boa constrictor",
-    "trilobite", "scorpion", "black widow, Latrodectus mactans", "tarantula", "centipede", "goose",
+    "goldfish, Carassius auratus",
+    "European fire salamander, Salamandra salamandra",
+    "bullfrog, Rana catesbeiana",
+    "tailed frog, bell toad, ribbed toad",
+    "American alligator, Alligator mississipiensis",
+    "boa constrictor",
+    "trilobite",
+    "scorpion",
+    "black widow, Latrodectus mactans",
+    "tarantula",
+    "centipede",
+    "goose",
 ]
 TIN_WNIDS = tuple(f"n0{1443537 + 1000 * i}" for i in range(len(_TIN_WORDS)))
 TIN_NAMES = tuple(w.split(",")[0] for w in _TIN_WORDS)
@@ -59,8 +68,7 @@ def class_image(label: int, rng: np.random.Generator, size: int = 32, num_classe
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def make_cifar10_batches(root: Path, *, n_train_per_class: int = 6, n_test_per_class: int = 2,
-                         seed: int = 0) -> Path:
+def make_cifar10_batches(root: Path, *, n_train_per_class: int = 6, n_test_per_class: int = 2, seed: int = 0) -> Path:
     """Write a tiny fake CIFAR-10 in the official python-batch format under root/cifar-10-batches-py; return root."""
     root = Path(root)
     folder = root / "cifar-10-batches-py"
@@ -70,8 +78,11 @@ def make_cifar10_batches(root: Path, *, n_train_per_class: int = 6, n_test_per_c
     def make(n_per_class: int) -> tuple[np.ndarray, list[int]]:
         labels = np.repeat(np.arange(10), n_per_class)
         labels = labels[rng.permutation(len(labels))]
-        imgs = np.stack([class_image(int(c), rng, 32) for c in labels]) if len(labels) else np.zeros((0, 32, 32, 3),
-                                                                                                     np.uint8)
+        imgs = (
+            np.stack([class_image(int(c), rng, 32) for c in labels])
+            if len(labels)
+            else np.zeros((0, 32, 32, 3), np.uint8)
+        )
         return imgs.transpose(0, 3, 1, 2).reshape(len(labels), 3072).copy(), [int(c) for c in labels]
 
     def dump(name: str, obj: dict) -> None:
@@ -80,19 +91,46 @@ def make_cifar10_batches(root: Path, *, n_train_per_class: int = 6, n_test_per_c
 
     data, labels = make(n_train_per_class)
     for i, part in enumerate(np.array_split(np.arange(len(labels)), 5), 1):
-        dump(f"data_batch_{i}", {b"batch_label": f"training batch {i} of 5".encode(), b"data": data[part],
-                                 b"labels": [labels[j] for j in part],
-                                 b"filenames": [f"fake_{j}.png".encode() for j in part]})
+        dump(
+            f"data_batch_{i}",
+            {
+                b"batch_label": f"training batch {i} of 5".encode(),
+                b"data": data[part],
+                b"labels": [labels[j] for j in part],
+                b"filenames": [f"fake_{j}.png".encode() for j in part],
+            },
+        )
     data, labels = make(n_test_per_class)
-    dump("test_batch", {b"batch_label": b"testing batch 1 of 1", b"data": data, b"labels": labels,
-                        b"filenames": [f"fake_test_{j}.png".encode() for j in range(len(labels))]})
-    dump("batches.meta", {b"label_names": [c.encode() for c in CIFAR10_CLASSES],
-                          b"num_cases_per_batch": max(1, len(labels)), b"num_vis": 3072})
+    dump(
+        "test_batch",
+        {
+            b"batch_label": b"testing batch 1 of 1",
+            b"data": data,
+            b"labels": labels,
+            b"filenames": [f"fake_test_{j}.png".encode() for j in range(len(labels))],
+        },
+    )
+    dump(
+        "batches.meta",
+        {
+            b"label_names": [c.encode() for c in CIFAR10_CLASSES],
+            b"num_cases_per_batch": max(1, len(labels)),
+            b"num_vis": 3072,
+        },
+    )
     return root
 
 
-def make_imagefolder(root: Path, *, classes=("cat", "dog", "frog"), n_train: int = 8, n_test: int = 4,
-                     size: int = 32, seed: int = 0, fmt: str = "png") -> Path:
+def make_imagefolder(
+    root: Path,
+    *,
+    classes=("cat", "dog", "frog"),
+    n_train: int = 8,
+    n_test: int = 4,
+    size: int = 32,
+    seed: int = 0,
+    fmt: str = "png",
+) -> Path:
     """Write root/train/<class>/*.<fmt> (n_train per class) and root/test/... (n_test per class); return root."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -110,8 +148,17 @@ def make_imagefolder(root: Path, *, classes=("cat", "dog", "frog"), n_train: int
     return root
 
 
-def make_tinyimagenet(root: Path, *, n_classes: int = 4, n_train_per_class: int = 7, n_val_per_class: int = 3,
-                      size: int = 64, seed: int = 0, layout: str = "zip", grayscale_every: int = 0) -> Path:
+def make_tinyimagenet(
+    root: Path,
+    *,
+    n_classes: int = 4,
+    n_train_per_class: int = 7,
+    n_val_per_class: int = 3,
+    size: int = 64,
+    seed: int = 0,
+    layout: str = "zip",
+    grayscale_every: int = 0,
+) -> Path:
     """Write a tiny Tiny ImageNet in the official layout, as root/tiny-imagenet-200.zip or folder; return root."""
     if layout not in ("zip", "folder"):
         raise ValueError(f"layout={layout!r}; use 'zip' or 'folder'")

@@ -1,8 +1,8 @@
 """Prepare the notebooks for CI with small parameters, or refresh the outputs they are checked against.
 
-    python tests/smoke_notebooks.py prepare build/smoke   # generated data + papermill --prepare-only
-    pytest --nbval-lax --nbval-current-env build/smoke     # executes them; checks cells marked NBVAL_CHECK_OUTPUT
-    python tests/smoke_notebooks.py refresh               # after changing a notebook: re-run and store checked outputs
+python tests/smoke_notebooks.py prepare build/smoke   # generated data + papermill --prepare-only
+pytest --nbval-lax --nbval-current-env build/smoke     # executes them; checks cells marked NBVAL_CHECK_OUTPUT
+python tests/smoke_notebooks.py refresh               # after changing a notebook: re-run and store checked outputs
 """
 
 from __future__ import annotations
@@ -43,8 +43,15 @@ def prepare(build: Path, *, execute: bool = False) -> list[Path]:
     for nb in notebooks():
         names = set(papermill.inspect_notebook(str(nb)))
         target = build / nb.name
-        papermill.execute_notebook(str(nb), str(target), parameters={k: v for k, v in params.items() if k in names},
-                                   prepare_only=not execute, cwd=str(build), progress_bar=False, kernel_name="python3")
+        papermill.execute_notebook(
+            str(nb),
+            str(target),
+            parameters={k: v for k, v in params.items() if k in names},
+            prepare_only=not execute,
+            cwd=str(build),
+            progress_bar=False,
+            kernel_name="python3",
+        )
         out.append(target)
     return out
 

@@ -61,12 +61,19 @@ def test_resolve_defaults_per_dataset():
     assert aug.resolve_augment(dataset="tinyimagenet", cutout=16, flip=False)["cutout"] == 16
 
 
-@pytest.mark.parametrize("kw, word", [
-    (dict(dataset="mnist"), "dataset"), (dict(dataset="cifar10", pad=-1), "pad"),
-    (dict(dataset="cifar10", pad=2.5), "pad"), (dict(dataset="cifar10", cutout=True), "cutout"),
-    (dict(dataset="cifar10", flip="yes"), "flip"), (dict(dataset="cifar10", rotate=200), "rotate"),
-    (dict(dataset="cifar10", rgb_shift=-3), "rgb_shift"), (dict(dataset="cifar10", rgb_shift="20"), "rgb_shift"),
-])
+@pytest.mark.parametrize(
+    "kw, word",
+    [
+        (dict(dataset="mnist"), "dataset"),
+        (dict(dataset="cifar10", pad=-1), "pad"),
+        (dict(dataset="cifar10", pad=2.5), "pad"),
+        (dict(dataset="cifar10", cutout=True), "cutout"),
+        (dict(dataset="cifar10", flip="yes"), "flip"),
+        (dict(dataset="cifar10", rotate=200), "rotate"),
+        (dict(dataset="cifar10", rgb_shift=-3), "rgb_shift"),
+        (dict(dataset="cifar10", rgb_shift="20"), "rgb_shift"),
+    ],
+)
 def test_resolve_rejects_bad_values(kw, word):
     with pytest.raises(ValueError, match=word):
         aug.resolve_augment(**kw)
@@ -79,8 +86,9 @@ def test_bad_inputs_raise_valueerror():
     with pytest.raises(ValueError, match="uint8"):
         ba(torch.zeros(2, 3, 32, 32), generator=torch.Generator())
     with pytest.raises(ValueError, match="pad"):
-        aug.BatchAugment(mean=MEAN, **knobs(pad=8))(torch.zeros(2, 3, 8, 8, dtype=torch.uint8),
-                                                    generator=torch.Generator())
+        aug.BatchAugment(mean=MEAN, **knobs(pad=8))(
+            torch.zeros(2, 3, 8, 8, dtype=torch.uint8), generator=torch.Generator()
+        )
     with pytest.raises(ValueError, match="pad"):
         aug.albumentations_train(mean=MEAN, std=STD, image_size=8, **knobs(pad=8))
 
@@ -161,7 +169,7 @@ def test_cutout_size_position_and_fill_match():
         assert (hole.sum((1, 2)) == s * s).all()  # one full square hole in every image (p=1)
         ys, xs = hole.any(2).argmax(1), hole.any(1).argmax(1)
         for b in range(0, N, 97):
-            assert hole[b, ys[b]:ys[b] + s, xs[b]:xs[b] + s].all()
+            assert hole[b, ys[b] : ys[b] + s, xs[b] : xs[b] + s].all()
         assert np.array_equal(out[hole], np.broadcast_to(np.array(fill, out.dtype), (hole.sum(), 3)))
         assert ys.max() + s <= size and xs.max() + s <= size  # fully inside
         for p in (ys, xs):

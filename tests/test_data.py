@@ -10,13 +10,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import TIN_NAMES, TIN_WNIDS, make_cifar10_batches, make_imagefolder, make_tinyimagenet
 from PIL import Image
 
 from eva_helpers import data
-from eva_helpers.data import (ImageData, balanced_subset, channel_stats, class_counts, imagefolder_index, load_data,
-                              tinyimagenet_index, tinyimagenet_split)
-from eva_helpers.errors import DataError
-from fakes import TIN_NAMES, TIN_WNIDS, make_cifar10_batches, make_imagefolder, make_tinyimagenet
+from eva_helpers.data import (
+    DATASETS,
+    REGISTRY,
+    DataError,
+    ImageData,
+    augment_defaults,
+    balanced_subset,
+    channel_stats,
+    class_counts,
+    decode,
+    imagefolder_index,
+    load_data,
+    synthetic,
+    tinyimagenet_index,
+    tinyimagenet_split,
+)
+from eva_helpers.data.cache import CACHE_FOLDER
 
 
 def load(**kw):
@@ -83,6 +97,44 @@ def test_channel_stats_matches_numpy():
         channel_stats(x.transpose(0, 3, 1, 2))
 
 
+def test_synthetic_is_random_uint8_in_memory_with_train_stats():
+    d = synthetic(n_train=12, n_test=5, image_size=16, num_classes=4, name="tinyimagenet", seed=3)
+    assert isinstance(d, ImageData) and d.name == "tinyimagenet" and d.source == "synthetic" and d.args == {}
+    assert d.test_split == REGISTRY["tinyimagenet"].TEST_SPLIT == "validation"
+    assert d.x_train.shape == (12, 16, 16, 3) and d.x_test.shape == (5, 16, 16, 3) and d.image_size == 16
+    assert d.x_train.dtype == np.uint8 and d.x_test.dtype == np.uint8
+    assert d.y_train.dtype == np.int64 and d.y_test.dtype == np.int64 and d.num_classes == 4
+    assert 0 <= d.y_train.min() and d.y_train.max() < 4 and 0 <= d.y_test.min() and d.y_test.max() < 4
+    stats = channel_stats(d.x_train)
+    assert d.mean == pytest.approx(tuple(stats["mean"]), abs=1e-12)
+    assert d.std == pytest.approx(tuple(stats["std"]), abs=1e-12)
+    again = synthetic(n_train=12, n_test=5, image_size=16, num_classes=4, name="tinyimagenet", seed=3)
+    assert np.array_equal(again.x_train, d.x_train) and np.array_equal(again.y_test, d.y_test)
+    assert synthetic(n_train=2).test_split == "test" and synthetic(n_train=2).image_size == 32
+    for bad in ({"n_train": 0}, {"image_size": 2.5}, {"num_classes": True}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))}="):
+            synthetic(**{"n_train": 2, **bad})
+    with pytest.raises(ValueError, match="'mnist'"):
+        synthetic(n_train=2, name="mnist")
+
+
+def test_registry_is_the_single_source_of_datasets():
+    assert DATASETS == tuple(REGISTRY) == ("cifar10", "imagefolder", "tinyimagenet")
+    for name, module in REGISTRY.items():
+        assert isinstance(module.TEST_SPLIT, str) and module.TEST_SPLIT, name
+        assert set(module.AUGMENT) == {"pad", "cutout", "rotate", "rgb_shift"}, name
+        assert callable(module.read), name
+        assert augment_defaults(name) == module.AUGMENT and augment_defaults(name) is not module.AUGMENT
+    assert {n: m.TEST_SPLIT for n, m in REGISTRY.items()} == {
+        "cifar10": "test",
+        "imagefolder": "test",
+        "tinyimagenet": "validation",
+    }
+    assert augment_defaults("tinyimagenet") == {"pad": 8, "cutout": 0, "rotate": 15, "rgb_shift": 20}
+    with pytest.raises(ValueError, match=r"'mnist'.*'cifar10', 'imagefolder', 'tinyimagenet'"):
+        augment_defaults("mnist")
+
+
 # ----------------------------------------------------------------------------- argument checks
 
 
@@ -133,7 +185,7 @@ def test_cifar10_download_uses_official_archive(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tvu, "download_and_extract_archive", fake_download)
     d = load(dataset="cifar10", data_dir=tmp_path / "new")
-    assert calls == [(data.CIFAR10_URL, "c58f30108f718f92721af3b95e74349a", "cifar-10-python.tar.gz")]
+    assert calls == [(data.cifar10.URL, "c58f30108f718f92721af3b95e74349a", "cifar-10-python.tar.gz")]
     assert len(d.x_train) == 10
 
 
@@ -156,6 +208,31 @@ def test_cifar10_limits_and_train_only_stats(tmp_path):
     assert d.mean == pytest.approx(channel_stats(d.x_train)["mean"])
     with pytest.raises(ValueError, match=r"train_limit=61 .*60 images"):
         load(dataset="cifar10", data_dir=root, train_limit=61)
+
+
+def test_args_rebuild_the_same_data(tmp_path):
+    root = make_cifar10_batches(tmp_path / "cifar", n_train_per_class=3, n_test_per_class=2)
+    a = load(dataset="cifar10", data_dir=root, train_limit=20, test_limit=10, seed=2, download=False)
+    assert a.args == {
+        "dataset": "cifar10",
+        "data_dir": str(root),
+        "train_limit": 20,
+        "test_limit": 10,
+        "seed": 2,
+        "split_seed": 0,
+        "download": False,
+        "cache_dir": None,
+        "skip_bad_images": False,
+    }
+    folder = make_imagefolder(tmp_path / "folder", n_train=4, n_test=2)
+    f = load(dataset="imagefolder", data_dir=folder, cache_dir=tmp_path / "c", train_limit=np.int64(6), seed=1)
+    assert f.args["cache_dir"] == str(tmp_path / "c") and type(f.args["train_limit"]) is int
+    for d in (a, f):
+        args = json.loads(json.dumps(d.args))  # plain JSON values, as a model file stores them
+        b = load_data(**args, progress=False)
+        assert b.args == d.args and b.classes == d.classes and b.mean == d.mean
+        for k in ("x_train", "y_train", "x_test", "y_test"):
+            assert np.array_equal(getattr(b, k), getattr(d, k)), k
 
 
 # ----------------------------------------------------------------------------- imagefolder: reading
@@ -263,7 +340,7 @@ def test_unreadable_images_are_all_listed_or_skipped_with_a_warning(tmp_path):
     (root / "test" / "frog" / "cut.png").write_bytes((root / "test" / "frog" / "frog_000.png").read_bytes()[:60])
     with pytest.raises(DataError, match=r"2 image\(s\).*train/cat/broken.png.*test/frog/cut.png.*skip_bad_images=True"):
         load(dataset="imagefolder", data_dir=root)
-    assert cache_files(root / data.CACHE_FOLDER) == []  # nothing cached after a failure
+    assert cache_files(root / CACHE_FOLDER) == []  # nothing cached after a failure
     with pytest.warns(UserWarning, match=r"skipping 2 image\(s\).*broken.png") as record:
         d = load(dataset="imagefolder", data_dir=root, skip_bad_images=True)
     assert len([w for w in record if "broken.png" in str(w.message)]) == 1  # one warning, not one per step
@@ -317,7 +394,7 @@ def test_imagefolder_cache_is_used_and_invalidated_by_changes(tmp_path, monkeypa
     assert [f for f in files if f.endswith(".npy")] and not [f for f in files if f.endswith(".tmp")]
     for f in cache.glob("*.npy"):
         np.load(f, allow_pickle=False)  # plain arrays, nothing pickled
-    monkeypatch.setattr(data, "_decode_images", no_decode)
+    monkeypatch.setattr(decode, "decode_images", no_decode)
     again = load(dataset="imagefolder", data_dir=root, cache_dir=cache)
     assert np.array_equal(again.x_train, first.x_train) and np.array_equal(again.y_test, first.y_test)
     sub = load(dataset="imagefolder", data_dir=root, cache_dir=cache, train_limit=6, seed=4)  # limits from cache
@@ -334,13 +411,13 @@ def test_subset_without_cache_decodes_only_the_subset_and_writes_no_cache(tmp_pa
     root = make_imagefolder(tmp_path / "d", n_train=8, n_test=4)
     cache = tmp_path / "cache"
     decoded = []
-    real = data._decode_images
+    real = decode.decode_images
 
     def counting(**kw):
         decoded.append(len(kw["positions"]))
         return real(**kw)
 
-    monkeypatch.setattr(data, "_decode_images", counting)
+    monkeypatch.setattr(decode, "decode_images", counting)
     a = load(dataset="imagefolder", data_dir=root, cache_dir=cache, train_limit=6, test_limit=3, seed=7)
     assert decoded == [6, 3] and cache_files(cache) == []
     full = load(dataset="imagefolder", data_dir=root, cache_dir=cache)
@@ -353,7 +430,7 @@ def test_subset_without_cache_decodes_only_the_subset_and_writes_no_cache(tmp_pa
 def test_cache_goes_beside_data_or_to_home_when_data_is_read_only(tmp_path, monkeypatch):
     root = make_imagefolder(tmp_path / "d", n_train=2, n_test=1)
     load(dataset="imagefolder", data_dir=root)
-    assert any(f.endswith(".x.npy") for f in cache_files(root / data.CACHE_FOLDER))
+    assert any(f.endswith(".x.npy") for f in cache_files(root / CACHE_FOLDER))
     ro = make_imagefolder(tmp_path / "ro", n_train=2, n_test=1)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     ro.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
@@ -361,7 +438,7 @@ def test_cache_goes_beside_data_or_to_home_when_data_is_read_only(tmp_path, monk
         load(dataset="imagefolder", data_dir=ro)
     finally:
         ro.chmod(0o755)
-    assert not (ro / data.CACHE_FOLDER).exists()
+    assert not (ro / CACHE_FOLDER).exists()
     assert any(f.endswith(".x.npy") for f in cache_files(tmp_path / "home" / ".cache" / "eva_helpers"))
 
 
@@ -380,8 +457,9 @@ def test_damaged_cache_is_ignored_with_a_warning(tmp_path):
 
 @pytest.mark.parametrize("layout", ["zip", "folder"])
 def test_tinyimagenet_reads_both_layouts(tmp_path, layout):
-    root = make_tinyimagenet(tmp_path, n_classes=3, n_train_per_class=7, n_val_per_class=3, layout=layout,
-                             grayscale_every=4)
+    root = make_tinyimagenet(
+        tmp_path, n_classes=3, n_train_per_class=7, n_val_per_class=3, layout=layout, grayscale_every=4
+    )
     d = load(dataset="tinyimagenet", data_dir=root, download=False)
     assert d.classes == list(TIN_NAMES[:3]) and d.test_split == "validation" and d.image_size == 64
     assert class_counts(y=d.y_train, num_classes=3) == [7, 7, 7]
@@ -444,8 +522,8 @@ def test_tinyimagenet_saved_split_that_does_not_match_the_files(tmp_path):
 def test_tinyimagenet_cache_survives_a_new_split_seed(tmp_path, monkeypatch):
     root = make_tinyimagenet(tmp_path, n_classes=2, n_train_per_class=7, n_val_per_class=3)
     a = load(dataset="tinyimagenet", data_dir=root)
-    assert any(f.endswith(".x.npy") for f in cache_files(root / data.CACHE_FOLDER))
-    monkeypatch.setattr(data, "_decode_images", no_decode)
+    assert any(f.endswith(".x.npy") for f in cache_files(root / CACHE_FOLDER))
+    monkeypatch.setattr(decode, "decode_images", no_decode)
     b = load(dataset="tinyimagenet", data_dir=root)
     c = load(dataset="tinyimagenet", data_dir=root, split_seed=5)
     assert np.array_equal(a.x_train, b.x_train) and a.mean == b.mean
@@ -465,7 +543,7 @@ def test_tinyimagenet_missing_without_and_with_download(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tvu, "download_url", fake_download)
     d = load(dataset="tinyimagenet", data_dir=tmp_path / "dl")
-    assert calls == [(data.TINYIMAGENET_URL, "tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de")]
+    assert calls == [(data.tinyimagenet.URL, "tiny-imagenet-200.zip", "90528d7ca1a48142e341f4ef8d21d0de")]
     assert d.num_classes == 2
 
 
@@ -495,8 +573,11 @@ def test_tinyimagenet_without_val_annotations(tmp_path):
 
 def test_tinyimagenet_wnid_without_images(tmp_path):
     root = make_tinyimagenet(tmp_path, n_classes=2, n_train_per_class=2, n_val_per_class=1)
-    _rezip(root, drop="wnids.txt", add={"tiny-imagenet-200/wnids.txt": b"\n".join(
-        w.encode() for w in (*TIN_WNIDS[:2], "n99999999"))})
+    _rezip(
+        root,
+        drop="wnids.txt",
+        add={"tiny-imagenet-200/wnids.txt": b"\n".join(w.encode() for w in (*TIN_WNIDS[:2], "n99999999"))},
+    )
     with pytest.raises(DataError, match=r"n99999999.*wnids.txt"):
         load(dataset="tinyimagenet", data_dir=root)
 
@@ -518,7 +599,7 @@ def test_tinyimagenet_corrupt_member_in_zip(tmp_path):
     chunk = jpeg[-300:-260]  # entropy-coded noise: unique to this member (headers repeat across members)
     assert raw.count(chunk) == 1
     at = raw.find(chunk) + 10
-    raw[at:at + 8] = bytes(8 * [0x55])  # still inside the member: the CRC check fails on reading
+    raw[at : at + 8] = bytes(8 * [0x55])  # still inside the member: the CRC check fails on reading
     path.write_bytes(bytes(raw))
     with pytest.raises(DataError, match=rf"damaged.*{TIN_WNIDS[1]}_2.JPEG.*delete it and download it again"):
         load(dataset="tinyimagenet", data_dir=root)
@@ -568,8 +649,11 @@ def test_real_tinyimagenet_split(real_tin_index, tmp_path):
 
 def test_real_cifar10_jpeg_subset_as_imagefolder(shared_data, tmp_path):
     with zipfile.ZipFile(shared_data / "cifar10-jpeg.zip") as zf:
-        names = [n for n in zf.namelist() if n.endswith(".jpg")
-                 and int(n.rsplit("/", 1)[1][:4]) < (20 if "/train/" in n else 10)]
+        names = [
+            n
+            for n in zf.namelist()
+            if n.endswith(".jpg") and int(n.rsplit("/", 1)[1][:4]) < (20 if "/train/" in n else 10)
+        ]
         zf.extractall(tmp_path / "data", members=names)
     assert len(names) == 300
     d = load(dataset="imagefolder", data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")

@@ -8,12 +8,13 @@ swapped for GroupNorm(1, C), which normalises each image on its own; and augment
 rank, so pad/flip/cutout are off. What is left is float summation order (about 1e-6 relative).
 
 This file is also the worker that torchrun starts: `python tests/test_ddp.py ARGS` runs
-`python -m eva_helpers.train ARGS` with a few functions wrapped to record, per rank, which files it
-wrote, the weights before and after training, and the max_lr it used (under EVA_DDP_LOG).
+`python -m eva_helpers.train ARGS` (eva_helpers.cli.main) with a few functions wrapped to record, per rank, which
+files it wrote, the weights before and after training, and the max_lr it used (under EVA_DDP_LOG).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -31,31 +32,41 @@ PRODUCTS = {"checkpoint.pt", "metrics.json", "model.pt", "history.png", "lr_sche
 
 # --- the worker (runs in each torchrun process, or in this one for world 1) ---------------------------
 
+
 def _flat(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().float().cpu().flatten() for p in model.parameters()])
 
 
 def _worker(argv: list[str]) -> int:
-    """Run eva_helpers.train.main(argv), recording this rank's writes, weights and max_lr under EVA_DDP_LOG."""
-    from eva_helpers import plots, train
+    """Run eva_helpers.cli.main(argv), recording this rank's writes, weights and max_lr under EVA_DDP_LOG."""
+    from eva_helpers import checkpoint, cli, plots, train
 
     rank = int(os.environ.get("RANK", "0"))
     log = Path(os.environ["EVA_DDP_LOG"])
     log.mkdir(parents=True, exist_ok=True)
     writes: list[str] = []
     record: dict = {}
-    originals = {(train, "save_torch"): train.save_torch, (train, "save_json"): train.save_json,
-                 (plots, "save_figure"): plots.save_figure, (train, "build_model_for"): train.build_model_for,
-                 (train, "fit"): train.fit, (train, "train_epoch"): train.train_epoch}
+    originals = {
+        (checkpoint, "save_torch"): checkpoint.save_torch,
+        (train, "save_json"): train.save_json,
+        (plots, "save_figure"): plots.save_figure,
+        (cli, "build_model"): cli.build_model,
+        (train, "fit"): train.fit,
+        (train, "train_epoch"): train.train_epoch,
+    }
+    assert all(callable(f) for f in originals.values())  # a rename fails here, not by recording nothing
 
     def logged(fn):
+        @functools.wraps(fn)  # the same signature: cli picks fit's parameters by it
         def wrapper(**kw):
             writes.append(Path(kw["path"]).name)
             return fn(**kw)
+
         return wrapper
 
-    def build_model_for(params, *, num_classes):
-        model = originals[train, "build_model_for"](params, num_classes=num_classes)
+    @functools.wraps(originals[cli, "build_model"])
+    def build_model(**kw):
+        model = originals[cli, "build_model"](**kw)
         if os.environ.get("EVA_DDP_GROUPNORM") == "1":  # per-image normalisation: the batch split changes nothing
             for parent in list(model.modules()):
                 for name, child in parent.named_children():
@@ -64,11 +75,13 @@ def _worker(argv: list[str]) -> int:
         record["before"] = _flat(model)
         return model
 
+    @functools.wraps(originals[train, "fit"])
     def fit(**kw):
         result = originals[train, "fit"](**kw)
-        record.update(after=_flat(result["model"]), max_lr=result["params"]["max_lr"], history=result["history"])
+        record.update(after=_flat(kw["model"]), max_lr=result.metrics["params"]["max_lr"], history=result.history)
         return result
 
+    @functools.wraps(originals[train, "train_epoch"])
     def train_epoch(**kw):
         if kw["epoch"] == int(os.environ.get("EVA_DDP_STOP_AT_EPOCH", "-1")):
             if dist.is_initialized():
@@ -76,13 +89,18 @@ def _worker(argv: list[str]) -> int:
             raise KeyboardInterrupt  # as a user's Ctrl-C; the checkpoint of the epoch before stays
         return originals[train, "train_epoch"](**kw)
 
-    patches = {(train, "save_torch"): logged(train.save_torch), (train, "save_json"): logged(train.save_json),
-               (plots, "save_figure"): logged(plots.save_figure), (train, "build_model_for"): build_model_for,
-               (train, "fit"): fit, (train, "train_epoch"): train_epoch}
+    patches = {
+        (checkpoint, "save_torch"): logged(checkpoint.save_torch),
+        (train, "save_json"): logged(train.save_json),
+        (plots, "save_figure"): logged(plots.save_figure),
+        (cli, "build_model"): build_model,
+        (train, "fit"): fit,
+        (train, "train_epoch"): train_epoch,
+    }
     for (module, name), value in patches.items():
         setattr(module, name, value)
     try:
-        return train.main(argv)
+        return cli.main(argv)
     finally:
         for (module, name), value in originals.items():
             setattr(module, name, value)
@@ -96,8 +114,13 @@ if __name__ == "__main__":
 
 # --- the tests --------------------------------------------------------------------------------------
 
-pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
-                                reason="torch.distributed with the gloo backend is not available")
+pytestmark = [
+    pytest.mark.slow,  # torchrun starts processes that each import torch
+    pytest.mark.skipif(
+        not (dist.is_available() and dist.is_gloo_available()),
+        reason="torch.distributed with the gloo backend is not available",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -107,14 +130,46 @@ def cifar(tmp_path_factory):
     return make_cifar10_batches(tmp_path_factory.mktemp("cifar"), n_train_per_class=4, n_test_per_class=2, seed=0)
 
 
-def launch(*, world: int, data_dir: Path, out_dir: Path, log: Path, extra: list[str] = (), groupnorm: bool = False,
-           stop_at_epoch: int = -1, expect_ok: bool = True) -> dict:
+def launch(
+    *,
+    world: int,
+    data_dir: Path,
+    out_dir: Path,
+    log: Path,
+    extra: list[str] = (),
+    groupnorm: bool = False,
+    stop_at_epoch: int = -1,
+    expect_ok: bool = True,
+) -> dict:
     """Run the worker in `world` torchrun processes (world 1: in this process); return each rank's record."""
-    argv = ["--data_dir", str(data_dir), "--out_dir", str(out_dir), "--download", "false", "--epochs", "2",
-            "--peak_epoch", "1", "--batch_size", "8", "--progress", "false", "--precision", "fp32",
-            "--loader", "device", "--device", "cpu", *extra]
-    settings = {"EVA_DDP_LOG": str(log), "EVA_DDP_GROUPNORM": "1" if groupnorm else "0",
-                "EVA_DDP_STOP_AT_EPOCH": str(stop_at_epoch)}
+    argv = [
+        "--data_dir",
+        str(data_dir),
+        "--out_dir",
+        str(out_dir),
+        "--download",
+        "false",
+        "--epochs",
+        "2",
+        "--peak_epoch",
+        "1",
+        "--batch_size",
+        "8",
+        "--progress",
+        "false",
+        "--precision",
+        "fp32",
+        "--loader",
+        "device",
+        "--device",
+        "cpu",
+        *extra,
+    ]
+    settings = {
+        "EVA_DDP_LOG": str(log),
+        "EVA_DDP_GROUPNORM": "1" if groupnorm else "0",
+        "EVA_DDP_STOP_AT_EPOCH": str(stop_at_epoch),
+    }
     if world == 1:
         threads = torch.get_num_threads()
         with pytest.MonkeyPatch.context() as mp:
@@ -128,16 +183,43 @@ def launch(*, world: int, data_dir: Path, out_dir: Path, log: Path, extra: list[
             finally:
                 torch.set_num_threads(threads)
     else:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-        env.update(settings, OMP_NUM_THREADS="1", MPLBACKEND="Agg",
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
-        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                               str(world), str(HERE), *argv], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=240, check=False)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+        }
+        env.update(
+            settings,
+            OMP_NUM_THREADS="1",
+            MPLBACKEND="Agg",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        )
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node",
+                str(world),
+                str(HERE),
+                *argv,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
         assert (proc.returncode == 0) == expect_ok, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return {r: {"writes": json.loads((log / f"writes{r}.json").read_text()),
-                **torch.load(log / f"rank{r}.pt", weights_only=True)} for r in range(world)}
+    return {
+        r: {
+            "writes": json.loads((log / f"writes{r}.json").read_text()),
+            **torch.load(log / f"rank{r}.pt", weights_only=True),
+        }
+        for r in range(world)
+    }
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -145,18 +227,32 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_two_ranks_match_one_process_on_the_same_global_batches_and_resume(cifar, tmp_path):
-    # augmentation off and BatchNorm -> GroupNorm (see the top of this file); a small max_lr, as at 0.02
-    # this tiny run is unstable enough to amplify float noise to 5e-3 of the distance the weights move
-    same = ["--pad", "0", "--flip", "false", "--cutout", "0", "--max_lr", "0.002"]
-    one = launch(world=1, data_dir=cifar, out_dir=tmp_path / "one", log=tmp_path / "log1", extra=same,
-                 groupnorm=True)
+    # augmentation off and BatchNorm -> GroupNorm (see the top of this file); a small max_lr, as this tiny run
+    # amplifies float noise: with torch 2.14 on the CPU, max_lr 0.002 turned a 1e-6 difference in the second
+    # step's gradient into 0.12 of the distance the weights move, 5e-4 into 0.03; 2e-4 keeps it at 1e-5
+    same = ["--pad", "0", "--flip", "false", "--cutout", "0", "--max_lr", "0.0002"]
+    one = launch(world=1, data_dir=cifar, out_dir=tmp_path / "one", log=tmp_path / "log1", extra=same, groupnorm=True)
     out = tmp_path / "two"
-    cut = launch(world=2, data_dir=cifar, out_dir=out, log=tmp_path / "log_cut", extra=same, groupnorm=True,
-                 stop_at_epoch=1, expect_ok=False)
+    cut = launch(
+        world=2,
+        data_dir=cifar,
+        out_dir=out,
+        log=tmp_path / "log_cut",
+        extra=same,
+        groupnorm=True,
+        stop_at_epoch=1,
+        expect_ok=False,
+    )
     assert cut[1]["writes"] == [] and set(cut[0]["writes"]) == {"checkpoint.pt", "metrics.json"}
     assert json.loads((out / "metrics.json").read_text())["epochs_done"] == 1
-    two = launch(world=2, data_dir=cifar, out_dir=out, log=tmp_path / "log_two", extra=[*same, "--resume", "true"],
-                 groupnorm=True)
+    two = launch(
+        world=2,
+        data_dir=cifar,
+        out_dir=out,
+        log=tmp_path / "log_two",
+        extra=[*same, "--resume", "true"],
+        groupnorm=True,
+    )
 
     # only rank 0 writes, and it writes every product
     assert two[1]["writes"] == []
@@ -166,7 +262,7 @@ def test_two_ranks_match_one_process_on_the_same_global_batches_and_resume(cifar
     # both ranks end with the same weights (DDP keeps them in step) ...
     assert torch.equal(two[0]["before"], one[0]["before"])
     assert torch.equal(two[0]["after"], two[1]["after"])
-    # ... and those equal one process's, up to summation order (measured: 2e-6 of the distance the
+    # ... and those equal one process's, up to summation order (measured: 1e-5 of the distance the
     # weights moved). Reading the same shard on both ranks, summing instead of averaging gradients,
     # or not syncing them at all each make the difference larger than that distance (1.1 to 1.5).
     moved = one[0]["after"] - one[0]["before"]
@@ -186,8 +282,13 @@ def test_two_ranks_match_one_process_on_the_same_global_batches_and_resume(cifar
 
 def test_the_range_test_runs_on_every_rank_and_rank_0s_suggestion_is_used(cifar, tmp_path):
     out = tmp_path / "out"
-    ranks = launch(world=2, data_dir=cifar, out_dir=out, log=tmp_path / "log",
-                   extra=["--max_lr", "None", "--finder_iters", "6", "--epochs", "1"])
+    ranks = launch(
+        world=2,
+        data_dir=cifar,
+        out_dir=out,
+        log=tmp_path / "log",
+        extra=["--max_lr", "None", "--finder_iters", "6", "--epochs", "1"],
+    )
     assert ranks[1]["writes"] == [] and set(ranks[0]["writes"]) == PRODUCTS | {"lr_finder.json", "lr_finder.png"}
     suggested = json.loads((out / "lr_finder.json").read_text())["suggested_lr"]
     assert ranks[0]["max_lr"] == ranks[1]["max_lr"] == suggested

@@ -4,7 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from eva_helpers.models import CustomResNet, ResNet18, build_model, count_params, gradcam_layers, model_summary
+from eva_helpers.models import (
+    CustomResNet,
+    ResNet18,
+    build_model,
+    count_params,
+    gradcam_layers,
+    model_name,
+    model_summary,
+)
 
 
 @pytest.mark.parametrize(
@@ -67,7 +75,7 @@ def test_custom_resnet_rejects_other_image_sizes_with_a_hint():
 
 
 def test_build_model_rejects_unknown_names_and_bad_class_counts():
-    with pytest.raises(ValueError, match="custom_resnet, resnet18"):
+    with pytest.raises(ValueError, match="'custom_resnet', 'resnet18'"):
         build_model(name="resnet50", num_classes=10)
     with pytest.raises(ValueError, match="num_classes"):
         build_model(name="resnet18", num_classes=0)
@@ -83,8 +91,9 @@ def test_model_summary_counts_params_and_leaves_the_model_alone():
         model_summary(model=model, image_size=0)
 
 
-@pytest.mark.parametrize(("model", "names"), [(CustomResNet(), ["layer1", "layer2", "layer3"]),
-                                               (ResNet18(), ["layer2", "layer3", "layer4"])])
+@pytest.mark.parametrize(
+    ("model", "names"), [(CustomResNet(), ["layer1", "layer2", "layer3"]), (ResNet18(), ["layer2", "layer3", "layer4"])]
+)
 def test_gradcam_layers_are_submodules_deepest_last(model, names):
     layers = gradcam_layers(model)
     assert list(layers) == names
@@ -94,3 +103,23 @@ def test_gradcam_layers_are_submodules_deepest_last(model, names):
 def test_gradcam_layers_unknown_model():
     with pytest.raises(ValueError, match="build_model"):
         gradcam_layers(nn.Linear(2, 2))
+
+
+def test_build_model_with_a_seed_is_reproducible_and_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = build_model(name="custom_resnet", num_classes=10, seed=7)
+    assert torch.equal(torch.get_rng_state(), before)
+    b = build_model(name="custom_resnet", num_classes=10, seed=7)
+    c = build_model(name="custom_resnet", num_classes=10, seed=8)
+    torch.manual_seed(7)
+    d = build_model(name="custom_resnet", num_classes=10)  # the same draws as seeding the global generator
+    for (k, va), vb, vd in zip(a.state_dict().items(), b.state_dict().values(), d.state_dict().values()):
+        assert torch.equal(va, vb) and torch.equal(va, vd), k
+    assert not torch.equal(a.fc.weight, c.fc.weight)
+
+
+def test_model_name_sees_through_wrappers():
+    model = build_model(name="resnet18", num_classes=10)
+    assert model_name(model) == "resnet18" and model_name(nn.Linear(2, 2)) is None
+    assert model_name(torch.nn.DataParallel(model)) == "resnet18"

@@ -12,9 +12,14 @@ from eva_helpers.params import SPEC, TRAIN_PARAMS, check_params
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def test_the_five_notebooks_are_there():
-    assert [p.stem for p in NOTEBOOKS] == ["01_dataset_stats", "02_augmentation_preview", "03_lr_range_test",
-                                          "04_train_ocp", "05_misclassified_gradcam"]
+def test_the_five_numbered_notebooks_are_there():
+    assert [p.stem for p in NOTEBOOKS] == [
+        "01_dataset_stats",
+        "02_augmentation_preview",
+        "03_lr_range_test",
+        "04_train_ocp",
+        "05_misclassified_gradcam",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -51,3 +56,10 @@ def test_cells_are_short_and_only_checked_cells_keep_outputs(path):
         assert bool(c.outputs) == (c in checked)
     assert "check_params(namespace=globals()" in code[2].source
     assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_use_the_package_one_way(path):
+    code = "\n".join(c.source for c in nbformat.read(path, 4).cells if c.cell_type == "code")
+    assert "import eva_helpers as eva" in code
+    assert "from eva_helpers" not in code and code.count("import eva_helpers") == 1

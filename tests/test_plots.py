@@ -44,7 +44,7 @@ def _texts(fig):
 def test_import_leaves_rcparams_alone_and_stays_light():
     code = (
         "import sys, matplotlib as mpl; before = dict(mpl.rcParams); "
-        "import eva_helpers.plots, eva_helpers.cam; assert dict(mpl.rcParams) == before; "
+        "import eva_helpers.plots, eva_helpers.analysis; assert dict(mpl.rcParams) == before; "
         "assert 'pytorch_grad_cam' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -129,8 +129,9 @@ def test_plot_lr_schedule_x_in_epochs_with_peak():
 
 @pytest.mark.parametrize("split", ["test", "validation"])
 def test_plot_history_loss_and_percent_accuracy(split):
-    history = [dict(epoch=e, train_loss=1 / e, train_acc=0.1 * e, test_loss=1.1 / e, test_acc=0.09 * e)
-               for e in (1, 2, 3)]
+    history = [
+        dict(epoch=e, train_loss=1 / e, train_acc=0.1 * e, test_loss=1.1 / e, test_acc=0.09 * e) for e in (1, 2, 3)
+    ]
     fig = plots.plot_history(history=history, test_split=split)
     loss_ax, acc_ax = fig.axes
     assert [line.get_label() for line in acc_ax.lines] == ["train", split]
@@ -143,8 +144,15 @@ def test_plot_history_loss_and_percent_accuracy(split):
 
 @pytest.mark.parametrize("classes", [CIFAR, TINY])
 def test_plot_misclassified_titles(classes):
-    fig = plots.plot_misclassified(images=_images(7), true=[1] * 7, pred=[2] * 7, confidence=[0.876] * 7,
-                                   loss=[3.0, 2.5, 2, 1.5, 1, 0.5, 0.2], classes=classes, ncols=5)
+    fig = plots.plot_misclassified(
+        images=_images(7),
+        true=[1] * 7,
+        pred=[2] * 7,
+        confidence=[0.876] * 7,
+        loss=[3.0, 2.5, 2, 1.5, 1, 0.5, 0.2],
+        classes=classes,
+        ncols=5,
+    )
     assert len(fig.axes) == 7
     title = fig.axes[0].get_title()
     assert title.startswith(f"true: {plots._short(classes[1])}\npred: {plots._short(classes[2])} (88%)")

@@ -16,8 +16,7 @@ def test_every_parameter_is_documented():
 
 def test_the_two_commands():
     assert "\nbash .ci/run\n" in README
-    assert (".venv/bin/python -m eva_helpers.run notebooks/04_train_ocp.ipynb outputs/04_train_ocp.ipynb"
-            in README)
+    assert ".venv/bin/python -m eva_helpers.run notebooks/04_train_ocp.ipynb outputs/04_train_ocp.ipynb" in README
     assert (ROOT / ".ci" / "run").is_file() and (ROOT / "notebooks" / "04_train_ocp.ipynb").is_file()
 
 

@@ -28,8 +28,9 @@ def test_names_in_parameter_files_are_checked_too(tmp_path, capsys):
 
 
 def test_a_name_valid_elsewhere_but_not_in_this_notebook_is_refused(tmp_path, capsys):
-    assert main([str(ROOT / "notebooks" / "01_dataset_stats.ipynb"), str(tmp_path / "o.ipynb"),
-                 "-p", "epochs", "3"]) == 2
+    assert (
+        main([str(ROOT / "notebooks" / "01_dataset_stats.ipynb"), str(tmp_path / "o.ipynb"), "-p", "epochs", "3"]) == 2
+    )
     assert "unknown parameter 'epochs' for 01_dataset_stats.ipynb" in capsys.readouterr().err
 
 

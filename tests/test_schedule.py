@@ -3,46 +3,65 @@
 import pytest
 import torch
 
-from eva_helpers.schedule import one_cycle, one_cycle_lr, one_cycle_lrs
+from eva_helpers.schedule import one_cycle, one_cycle_lr
+
+
+def one_cycle_lrs(**shape) -> list[float]:
+    """one_cycle_lr at every step of a run (keyword arguments as for one_cycle_lr, without step)."""
+    return [one_cycle_lr(step=i, **shape) for i in range(shape["epochs"] * shape["steps_per_epoch"])]
+
+
+def _lrs(opt, sched, steps: int) -> list[float]:
+    """The LR each of `steps` optimiser steps uses, stepping the scheduler after each."""
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
 
 
 def torch_one_cycle_lrs(*, max_lr, epochs, peak_epoch, steps_per_epoch, div_factor, final_div_factor):
     """The LR each step uses under torch.optim.lr_scheduler.OneCycleLR, as the seeds configure it."""
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([p], lr=max_lr, momentum=0.9)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=max_lr, momentum=0.9)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=peak_epoch / epochs,
-        div_factor=div_factor, final_div_factor=final_div_factor, three_phase=False, anneal_strategy="linear",
-        cycle_momentum=False)
-    lrs = []
-    for _ in range(epochs * steps_per_epoch):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    return lrs
+        opt,
+        max_lr=max_lr,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        pct_start=peak_epoch / epochs,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+        three_phase=False,
+        anneal_strategy="linear",
+        cycle_momentum=False,
+    )
+    return _lrs(opt, sched, epochs * steps_per_epoch)
 
 
 def run_ours(**shape):
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([p], lr=123.0, momentum=0.9)
-    sched = one_cycle(optimizer=opt, **shape)
-    lrs = []
-    for _ in range(shape["epochs"] * shape["steps_per_epoch"]):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    return lrs
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=123.0, momentum=0.9)
+    return _lrs(opt, one_cycle(optimizer=opt, **shape), shape["epochs"] * shape["steps_per_epoch"])
 
 
-@pytest.mark.parametrize("epochs,peak_epoch,steps_per_epoch,div,final_div", [
-    (24, 5, 98, 100.0, 100.0),    # the CIFAR-10 recipe: 50,000 / 512
-    (50, 10, 7, 100.0, 100.0),    # the Tiny ImageNet shape, fewer steps
-    (4, 1, 78, 25.0, 1e4),        # torch's defaults for the factors
-    (3, 2, 5, 10.0, 10.0),
-])
+@pytest.mark.parametrize(
+    "epochs,peak_epoch,steps_per_epoch,div,final_div",
+    [
+        (24, 5, 98, 100.0, 100.0),  # the CIFAR-10 recipe: 50,000 / 512
+        (50, 10, 7, 100.0, 100.0),  # the Tiny ImageNet shape, fewer steps
+        (4, 1, 78, 25.0, 1e4),  # torch's defaults for the factors
+        (3, 2, 5, 10.0, 10.0),
+    ],
+)
 def test_matches_torch_one_cycle(epochs, peak_epoch, steps_per_epoch, div, final_div):
-    shape = dict(max_lr=0.05, epochs=epochs, peak_epoch=peak_epoch, steps_per_epoch=steps_per_epoch,
-                 div_factor=div, final_div_factor=final_div)
+    shape = dict(
+        max_lr=0.05,
+        epochs=epochs,
+        peak_epoch=peak_epoch,
+        steps_per_epoch=steps_per_epoch,
+        div_factor=div,
+        final_div_factor=final_div,
+    )
     expected = torch_one_cycle_lrs(**shape)
     assert run_ours(**shape) == pytest.approx(expected, rel=1e-9, abs=1e-15)
     assert one_cycle_lrs(**shape) == pytest.approx(expected, rel=1e-9, abs=1e-15)

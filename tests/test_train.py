@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from fakes import make_cifar10_batches
 
 from eva_helpers import engine
-from eva_helpers.checkpoint import load_torch
-from eva_helpers.params import TRAIN_PARAMS, check_params, defaults
-from eva_helpers.data import load_data_for
-from eva_helpers.train import build_model_for, fit, load_trained, main
-
-from fakes import make_cifar10_batches
+from eva_helpers.cli import main, recipe_params, run
+from eva_helpers.files import load_torch
+from eva_helpers.inference import load_trained
+from eva_helpers.params import check_params, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,20 +26,32 @@ def cifar(tmp_path_factory):
 
 
 def recipe(data_dir, out_dir, **over):
-    values = {**defaults(TRAIN_PARAMS), "data_dir": str(data_dir), "out_dir": str(out_dir), "download": False,
-              "epochs": 3, "peak_epoch": 1, "batch_size": 10, "max_lr": 0.02, "progress": False, "precision": "fp32",
-              "channels_last": False, **over}
-    return check_params(namespace=values, names=TRAIN_PARAMS)
+    return recipe_params(
+        **{
+            "data_dir": str(data_dir),
+            "out_dir": str(out_dir),
+            "download": False,
+            "epochs": 3,
+            "peak_epoch": 1,
+            "batch_size": 10,
+            "max_lr": 0.02,
+            "progress": False,
+            "precision": "fp32",
+            "channels_last": False,
+            **over,
+        }
+    )
 
 
 def train(params):
-    data = load_data_for(params)
-    return fit(model=build_model_for(params, num_classes=data.num_classes), data=data, params=params)
+    """Notebook 04 (through the command line's run): the trained weights and fit's result."""
+    result = run(params)
+    return torch.load(result.paths["model"], weights_only=True)["model"], result
 
 
 def test_fit_writes_every_product(cifar, tmp_path):
     params = recipe(cifar, tmp_path, max_lr=None, finder_iters=6)
-    result = train(params)
+    weights, result = train(params)
     out = Path(params["out_dir"])
     metrics = json.loads((out / "metrics.json").read_text())
     steps = 50 // 10
@@ -57,18 +68,21 @@ def test_fit_writes_every_product(cifar, tmp_path):
     assert metrics["lr_per_step"][-1] == pytest.approx(max_lr / 1e4)
     assert metrics["seed"] == 1 and metrics["device"] == "cpu" and "torch" in metrics["versions"]
     assert metrics["test_split"] == "test" and metrics["params"]["augment"]["cutout"] == 8
+    assert metrics["data"]["dataset"] == "cifar10" and metrics["params"]["model"] == "custom_resnet"
+    assert result.metrics == metrics and result.history == metrics["history"]
     finder = json.loads((out / "lr_finder.json").read_text())
     assert finder["suggested_lr"] == max_lr and len(finder["lr"]) == len(finder["loss"]) > 0
     saved = torch.load(out / "model.pt", weights_only=True)
     assert set(saved) == {"model", "meta"} and saved["meta"]["num_classes"] == 10
-    model, meta = load_trained(path=out / "model.pt")
+    model, meta = load_trained(out_dir=out)
     assert meta["classes"][0] == "airplane" and meta["test_acc"] == metrics["test_acc"]
-    for k, v in result["model"].state_dict().items():
-        assert torch.equal(model.state_dict()[k], v.cpu())
+    assert meta["data"] == metrics["data"] and meta["precision"] == "float32"
+    for k, v in weights.items():
+        assert torch.equal(model.state_dict()[k], v)
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(cifar, tmp_path, monkeypatch):
-    full = train(recipe(cifar, tmp_path / "full"))
+    full_weights, full = train(recipe(cifar, tmp_path / "full"))
 
     real = engine.train_epoch
 
@@ -82,10 +96,10 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(cifar, tmp_pa
         train(recipe(cifar, tmp_path / "cut"))
     assert load_torch(path=tmp_path / "cut" / "checkpoint.pt")["epoch"] == 2
     monkeypatch.setattr("eva_helpers.train.train_epoch", real)
-    resumed = train(recipe(cifar, tmp_path / "cut", resume=True))
-    assert resumed["history"] == full["history"] and resumed["lr_per_step"] == full["lr_per_step"]
-    for k, v in full["model"].state_dict().items():
-        assert torch.equal(resumed["model"].state_dict()[k], v), k
+    resumed_weights, resumed = train(recipe(cifar, tmp_path / "cut", resume=True))
+    assert resumed.history == full.history and resumed.metrics["lr_per_step"] == full.metrics["lr_per_step"]
+    for k, v in full_weights.items():
+        assert torch.equal(resumed_weights[k], v), k
 
 
 def test_resume_refuses_other_parameters(cifar, tmp_path):
@@ -115,11 +129,40 @@ def test_a_dataset_smaller_than_one_batch_is_refused(cifar, tmp_path):
 
 
 def test_command_line_uses_the_same_names_and_products(cifar, tmp_path, capsys):
-    assert main(["--data_dir", str(cifar), "--out_dir", str(tmp_path), "--download", "false", "--epochs", "1",
-                 "--peak_epoch", "1", "--batch_size", "10", "--max_lr", "None", "--finder_iters", "5",
-                 "--progress", "false"]) == 0
-    assert {"metrics.json", "model.pt", "checkpoint.pt", "lr_finder.json", "lr_finder.png", "history.png",
-            "lr_schedule.png"} <= {p.name for p in tmp_path.iterdir()}
+    assert (
+        main(
+            [
+                "--data_dir",
+                str(cifar),
+                "--out_dir",
+                str(tmp_path),
+                "--download",
+                "false",
+                "--epochs",
+                "1",
+                "--peak_epoch",
+                "1",
+                "--batch_size",
+                "10",
+                "--max_lr",
+                "None",
+                "--finder_iters",
+                "5",
+                "--progress",
+                "false",
+            ]
+        )
+        == 0
+    )
+    assert {
+        "metrics.json",
+        "model.pt",
+        "checkpoint.pt",
+        "lr_finder.json",
+        "lr_finder.png",
+        "history.png",
+        "lr_schedule.png",
+    } <= {p.name for p in tmp_path.iterdir()}
     assert "test accuracy" in capsys.readouterr().out
 
 
@@ -129,13 +172,12 @@ def test_command_line_config_files_are_checked(tmp_path):
     with pytest.raises(ValueError, match="Did you mean 'max_lr'"):
         main(["--config", str(bad)])
     for config in sorted((ROOT / "configs").glob("*.yaml")):
-        from eva_helpers.train import read_config
         check_params(namespace=read_config(config))
 
 
 # --- a real process, killed with SIGKILL at several moments, then resumed -------------------------
 
-KILLER = r'''
+KILLER = r"""
 import os, signal, sys
 mode, n = sys.argv[1], int(sys.argv[2])
 count = {"n": 0}
@@ -158,7 +200,7 @@ elif mode == "rename":        # temp file written and synced, not yet renamed ov
         return real_replace(a, b)
     os.replace = replace
 elif mode == "write":         # half-way through writing the checkpoint's temp file
-    import eva_helpers.checkpoint as ck
+    import eva_helpers.files as ck
     real_fdopen = os.fdopen
     class Half:
         def __init__(self, f): self.f = f
@@ -170,22 +212,45 @@ elif mode == "write":         # half-way through writing the checkpoint's temp f
             self.f.write(data[: len(data) // 2]); self.f.flush(); tick(); return self.f.write(data[len(data) // 2:])
         def __getattr__(self, name): return getattr(self.f, name)
     ck.os.fdopen = lambda fd, mode: Half(real_fdopen(fd, mode))
-from eva_helpers.train import main
+from eva_helpers.cli import main
 sys.exit(main(sys.argv[3:]))
-'''
+"""
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_then_resume_gives_the_same_weights(cifar, tmp_path):
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    args = ["--data_dir", str(cifar), "--download", "false", "--epochs", "3", "--peak_epoch", "1",
-            "--batch_size", "10", "--max_lr", "0.02", "--progress", "false", "--precision", "fp32",
-            "--channels_last", "false"]
+    args = [
+        "--data_dir",
+        str(cifar),
+        "--download",
+        "false",
+        "--epochs",
+        "3",
+        "--peak_epoch",
+        "1",
+        "--batch_size",
+        "10",
+        "--max_lr",
+        "0.02",
+        "--progress",
+        "false",
+        "--precision",
+        "fp32",
+        "--channels_last",
+        "false",
+    ]
 
     def run(mode, n, out, *extra):
-        return subprocess.run([sys.executable, str(script), mode, str(n), "--out_dir", str(out), *args, *extra],
-                              env=env, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, str(script), mode, str(n), "--out_dir", str(out), *args, *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     reference = tmp_path / "reference"
     assert run("none", 0, reference).returncode == 0
@@ -205,12 +270,14 @@ def test_sigkill_at_any_moment_then_resume_gives_the_same_weights(cifar, tmp_pat
         for k, v in expected.items():
             assert torch.equal(got[k], v), f"{mode}{n}: {k} differs"
         assert json.loads((out / "metrics.json").read_text())["history"] == expected_history
-        assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # a killed write's temp file is cleaned up
+        assert not [
+            p.name for p in out.iterdir() if p.name.endswith(".tmp")
+        ]  # a killed write's temp file is cleaned up
 
 
 def test_the_same_seed_gives_the_same_metrics_and_another_seed_does_not(cifar, tmp_path):
-    a = train(recipe(cifar, tmp_path / "a", epochs=1))
-    b = train(recipe(cifar, tmp_path / "b", epochs=1))
-    c = train(recipe(cifar, tmp_path / "c", epochs=1, seed=2))
-    assert a["history"] == b["history"]
-    assert a["history"] != c["history"]
+    a = train(recipe(cifar, tmp_path / "a", epochs=1))[1]
+    b = train(recipe(cifar, tmp_path / "b", epochs=1))[1]
+    c = train(recipe(cifar, tmp_path / "c", epochs=1, seed=2))[1]
+    assert a.history == b.history
+    assert a.history != c.history

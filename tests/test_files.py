@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from eva_helpers import checkpoint as ck
+from eva_helpers import files as ck
 
 
 def test_save_and_load_round_trip_with_weights_only(tmp_path):

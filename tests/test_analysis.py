@@ -1,12 +1,48 @@
-"""Grad-CAM: shape and range, the model left as found, hooks removed, and a CAM that points where the evidence is."""
+"""The error report against a plain Python loop; Grad-CAM: shape and range, the model left as found, hooks removed,
+and a CAM that points where the evidence is."""
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from eva_helpers.cam import gradcam, overlay
+from eva_helpers.analysis import error_report, explain, gradcam, overlay
+from eva_helpers.inference import normalize
 from eva_helpers.models import build_model, gradcam_layers
+
+
+def test_error_report_matches_a_plain_python_loop():
+    rng = np.random.default_rng(0)
+    k, n = 4, 300
+    logits = rng.normal(size=(n, k)).astype(np.float32) * 3
+    labels = rng.integers(0, k - 1, size=n)  # class 3 never occurs: its accuracy is 0, not a division by zero
+    report = error_report(logits=logits, labels=labels, classes=list("abcd"), split="validation")
+    confusion = [[0] * k for _ in range(k)]
+    losses = []
+    for row, t in zip(logits.tolist(), labels.tolist()):
+        p = max(range(k), key=lambda j: row[j])
+        confusion[t][p] += 1
+        log_z = max(row) + np.log(sum(np.exp(v - max(row)) for v in row))
+        losses.append(log_z - row[t])
+    assert report.confusion.tolist() == confusion
+    wrong = [i for i in range(n) if max(range(k), key=lambda j: logits[i, j]) != labels[i]]
+    assert report.count == len(wrong) and report.n == n and report.accuracy == pytest.approx(1 - len(wrong) / n)
+    assert sorted(report.order.tolist()) == wrong
+    assert report.loss == pytest.approx(losses, rel=1e-5, abs=1e-6)  # float32 against float64
+    assert all(report.loss[a] >= report.loss[b] for a, b in zip(report.order, report.order[1:]))  # worst first
+    recall = [confusion[c][c] / sum(confusion[c]) if sum(confusion[c]) else 0.0 for c in range(k)]
+    assert report.per_class_accuracy == pytest.approx(recall)
+    assert report.confidence == pytest.approx(torch.softmax(torch.tensor(logits), 1).max(1).values.numpy())
+    summary = report.summary()
+    assert summary["split"] == "validation" and summary["per_class_accuracy"]["d"] == 0.0
+    assert summary["confusion_matrix"] == confusion
+    i = int(report.order[0])
+    assert report.captions([i]) == [f"{'abcd'[labels[i]]} → {'abcd'[report.pred[i]]}"]
+
+
+def test_error_report_names_a_shape_mismatch():
+    with pytest.raises(ValueError, match=r"\(5, 3\)"):
+        error_report(logits=np.zeros((5, 4)), labels=np.zeros(5, dtype=int), classes=list("abc"))
 
 
 class ColourDetector(nn.Module):
@@ -96,11 +132,23 @@ def test_overlay_blends_heatmap_into_uint8_image():
     image = np.full((8, 10, 3), 128, dtype=np.uint8)
     cam = np.zeros((8, 10), dtype=np.float32)
     cam[:4] = 1.0
-    out = overlay(image=image, cam=cam)
+    out = overlay(image=image, heatmap=cam)
     assert out.shape == (8, 10, 3) and out.dtype == np.uint8
     # jet colormap: hot (red) where the cam is 1, cold (blue) where it is 0
     assert out[0, 0, 0] > out[0, 0, 2] and out[-1, -1, 2] > out[-1, -1, 0]
     with pytest.raises(ValueError, match="match"):
-        overlay(image=image, cam=np.zeros((4, 4)))
+        overlay(image=image, heatmap=np.zeros((4, 4)))
     with pytest.raises(ValueError, match="uint8"):
-        overlay(image=image.astype(np.float32), cam=cam)
+        overlay(image=image.astype(np.float32), heatmap=cam)
+
+
+def test_explain_is_gradcam_of_the_normalized_images_for_each_layer_and_target():
+    model = build_model(name="custom_resnet", num_classes=10, seed=0).eval()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    cams = explain(model=model, images=images, mean=mean, std=std, targets={"predicted": [1, 2], "true": [3, 4]})
+    assert list(cams) == [f"{layer} / {t}" for layer in ("layer1", "layer2", "layer3") for t in ("predicted", "true")]
+    x = normalize(images=images, mean=mean, std=std)
+    expected = gradcam(model=model, images=x, targets=[3, 4], layer=model.layer2)
+    np.testing.assert_array_equal(cams["layer2 / true"], expected)

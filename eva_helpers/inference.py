@@ -1,0 +1,142 @@
+"""Use a trained model: load model.pt, prepare any image as training did, and name its top classes.
+
+Nothing here imports the training side (engine, train, schedule, optimisers), so a notebook's own-image
+prediction and a web app can stand on this module alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .device import pick_device
+from .files import load_torch
+from .models import build_model
+from .validate import unit_triplet, whole
+
+# What model.pt's "meta" must hold for the model to be rebuilt and its inputs prepared as in training.
+META_KEYS = ("model", "num_classes", "classes", "mean", "std", "image_size", "test_split", "data")
+
+
+def load_trained(
+    *, out_dir: str | Path = "outputs", checkpoint: str | Path | None = None, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The model in `checkpoint` (default {out_dir}/model.pt), in eval mode on `device`, and its metadata."""
+    path = Path(checkpoint) if checkpoint is not None else Path(out_dir) / "model.pt"
+    saved = load_torch(path=path, map_location="cpu")
+    if not isinstance(saved, dict) or set(saved) != {"model", "meta"}:
+        raise ValueError(
+            f"{path} is not a model.pt written by notebook 04 (expected exactly the keys 'model' and "
+            f"'meta'); pass the model.pt from a training out_dir, not checkpoint.pt."
+        )
+    meta = saved["meta"]
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"{path} lacks the metadata {missing}; it was written by another version. Train again.")
+    model = build_model(name=meta["model"], num_classes=meta["num_classes"])
+    try:
+        model.load_state_dict(saved["model"], strict=True)  # a file for another network fails here, loudly
+    except RuntimeError as e:
+        raise ValueError(
+            f"the weights in {path} do not fit a {meta['model']} with {meta['num_classes']} classes "
+            f"({' '.join(str(e).split()[6:])[:300]}); the file is damaged or was edited. Train again."
+        ) from e
+    dev = pick_device(device) if isinstance(device, str) else torch.device(device)
+    return model.to(dev).eval(), meta
+
+
+def load_image(image: Any, *, size: int) -> np.ndarray:
+    """Any image (a path, a PIL image or an (H, W[, C]) array; any size or colour mode) as uint8 (size, size, 3).
+
+    Transparent pixels are laid on white, then the largest centred square is cut out and resized, so
+    a photo keeps its proportions instead of being squashed.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    size = whole("size", size, low=1, hint="the model's image_size")
+    if isinstance(image, (str, Path)):
+        try:
+            with Image.open(image) as opened:
+                opened.load()
+                im = opened.copy()
+        except (UnidentifiedImageError, OSError) as e:
+            raise ValueError(f"{image} cannot be read as an image ({e}); pass a JPEG, PNG or other image file.") from e
+    elif isinstance(image, Image.Image):
+        im = image
+    elif isinstance(image, np.ndarray):
+        arr = image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+            raise ValueError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {image.shape}.")
+        im = Image.fromarray(arr)
+    else:
+        raise ValueError(f"cannot use a {type(image).__name__} as an image; pass a file path, a PIL image or an array.")
+    im = ImageOps.exif_transpose(im)  # phone photos are stored sideways with an orientation tag
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    im = im.convert("RGB")
+    if im.size != (size, size):
+        im = ImageOps.fit(im, (size, size), method=Image.Resampling.BICUBIC)
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
+def normalize(
+    *, images: np.ndarray, mean: Sequence[float], std: Sequence[float], device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """uint8 images (N, H, W, 3) as the float (N, 3, H, W) tensor the model takes, with the training split's stats."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(
+            f"images must be uint8 (N, H, W, 3) like ImageData.x_test, got {images.dtype} {images.shape}; "
+            "use load_image for files."
+        )
+    device = torch.device(device)
+    m = torch.tensor([v * 255 for v in unit_triplet("mean", mean)], device=device).view(1, 3, 1, 1)
+    s = torch.tensor([v * 255 for v in unit_triplet("std", std, positive=True)], device=device).view(1, 3, 1, 1)
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float()
+    return (x - m) / s  # the same arithmetic as the training loaders, so evaluation sees identical inputs
+
+
+@torch.no_grad()
+def predict_logits(
+    *,
+    model: nn.Module,
+    images: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int = 256,
+    progress: bool = False,
+) -> np.ndarray:
+    """Float32 logits (N, classes) of `model` for uint8 images (N, H, W, 3), in fp32, in batches."""
+    from tqdm.auto import tqdm
+
+    batch_size = whole("batch_size", batch_size, low=1)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for start in tqdm(range(0, len(images), batch_size), desc="predict", leave=False, disable=not progress):
+            x = normalize(images=images[start : start + batch_size], mean=mean, std=std, device=device)
+            out.append(model(x).float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def top_classes(
+    *, model: nn.Module, images: np.ndarray, meta: dict[str, Any], k: int = 5
+) -> list[list[tuple[str, float]]]:
+    """For each uint8 image (N, H, W, 3): its k most probable classes as (name, probability), most probable first."""
+    k = whole("k", k, low=1, high=len(meta["classes"]), hint="a number of classes the model knows")
+    logits = predict_logits(model=model, images=images, mean=meta["mean"], std=meta["std"])
+    probs = torch.from_numpy(logits).softmax(1)
+    p, idx = probs.topk(k, dim=1)
+    return [[(meta["classes"][int(c)], float(v)) for v, c in zip(row_p, row_i)] for row_p, row_i in zip(p, idx)]

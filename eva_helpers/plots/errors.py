@@ -1,0 +1,135 @@
+"""Figures of a model's errors: the worst mistakes, the confusion matrix, per-class accuracy, Grad-CAM."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from ..analysis import overlay
+from ..validate import whole
+from .common import MANY_CLASSES, _grid, _image_panel, _images, _rotate_xticks, _short, _subplots
+
+
+def plot_misclassified(
+    *,
+    images: np.ndarray,
+    true: Sequence[int],
+    pred: Sequence[int],
+    confidence: Sequence[float],
+    loss: Sequence[float],
+    classes: Sequence[str],
+    ncols: int = 5,
+) -> Figure:
+    """Grid of misclassified images, each titled true class, predicted class (confidence) and loss."""
+    images = _images(images)
+    n = len(images)
+    for what, values in (("true", true), ("pred", pred), ("confidence", confidence), ("loss", loss)):
+        if len(values) != n:
+            raise ValueError(f"{what} has {len(values)} entries for {n} images: pass one per image")
+    fig, axes = _grid(n, ncols, tile=2.0, extra_h=0.8)
+    for ax, image, t, p, conf, item_loss in zip(axes, images, true, pred, confidence, loss):
+        ax.imshow(image)
+        ax.set_title(
+            f"true: {_short(classes[int(t)])}\npred: {_short(classes[int(p)])} ({100 * conf:.0f}%)\n"
+            f"loss {item_loss:.2f}",
+            fontsize=8,
+        )
+    fig.suptitle("Misclassified, highest loss first")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(*, cm: np.ndarray, classes: Sequence[str], normalize: bool = True) -> Figure:
+    """Heatmap of the confusion matrix, rows = true class; numbers in the cells only for a few classes."""
+    cm = np.asarray(cm, dtype=float)
+    k = len(classes)
+    if cm.shape != (k, k):
+        raise ValueError(f"cm must be ({k}, {k}) for {k} classes, got {cm.shape}")
+    if normalize:
+        rows = cm.sum(axis=1, keepdims=True)
+        cm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    many = k > MANY_CLASSES
+    fig, ax = _subplots(figsize=(10, 9) if many else (8, 7))
+    sns.heatmap(
+        cm,
+        ax=ax,
+        cmap="Blues",
+        square=True,
+        vmin=0.0,
+        vmax=1.0 if normalize else None,
+        annot=not many,
+        fmt=".2f" if normalize else ".0f",
+        annot_kws={"fontsize": 8},
+        xticklabels=False if many else [_short(c, 14) for c in classes],
+        yticklabels=False if many else [_short(c, 14) for c in classes],
+        cbar_kws={"label": "fraction of the true class" if normalize else "images", "shrink": 0.8},
+    )
+    if many:
+        ticks = np.arange(0, k, 20)
+        ax.set_xticks(ticks + 0.5, labels=[str(t) for t in ticks])
+        ax.set_yticks(ticks + 0.5, labels=[str(t) for t in ticks])
+    else:
+        _rotate_xticks(ax)
+    ax.set_xlabel("predicted class" + (" (index)" if many else ""))
+    ax.set_ylabel("true class" + (" (index)" if many else ""))
+    ax.set_title("Confusion matrix" + (" (each row sums to 1)" if normalize else " (counts)"))
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class_accuracy(*, accuracy: Sequence[float], classes: Sequence[str], top: int = 20) -> Figure:
+    """Per-class accuracy (%) as horizontal bars: all classes when few, else the worst and best `top`."""
+    acc = np.asarray(accuracy, dtype=float)
+    if acc.shape != (len(classes),):
+        raise ValueError(f"accuracy has {acc.size} entries for {len(classes)} classes: pass one fraction per class")
+    known = ~np.isnan(acc)  # NaN: a class with no held-out images
+    if ((acc[known] < 0) | (acc[known] > 1)).any():
+        raise ValueError("accuracy must be fractions in [0, 1] (not percent)")
+    whole("top", top, low=1)
+    order = [int(i) for i in np.argsort(acc, kind="stable") if known[i]]  # worst first
+    mean = 100 * acc[known].mean() if known.any() else float("nan")
+    if len(order) <= 2 * top:
+        panels = [(f"Accuracy per class (mean {mean:.1f}%)", order[::-1])]
+    else:
+        panels = [(f"Worst {top} classes", order[:top]), (f"Best {top} classes", order[-top:][::-1])]
+    height = max(3.0, 0.25 * max(len(p[1]) for p in panels) + 1.0)
+    fig, axes = _subplots(1, len(panels), figsize=(6 * len(panels), height), squeeze=False)
+    for ax, (title, idx) in zip(axes[0], panels):
+        ax.barh(range(len(idx)), 100 * acc[idx], color="tab:blue")
+        ax.set_yticks(range(len(idx)), labels=[_short(classes[i], 24) for i in idx], fontsize=8)
+        ax.invert_yaxis()  # the first listed class at the top
+        ax.axvline(mean, color="tab:red", linestyle="--", label=f"mean {mean:.1f}%")
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("accuracy (%)")
+        ax.set_title(title)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gradcam(*, images: np.ndarray, cams: Mapping[str, np.ndarray], titles: Sequence[str] | None = None) -> Figure:
+    """Rows = images; columns = the image, then its Grad-CAM overlay for each entry of `cams`."""
+    images = _images(images)
+    n = len(images)
+    if not cams:
+        raise ValueError("cams is empty: pass {column title: heatmaps (N, H, W)}, e.g. from analysis.explain")
+    for key, heatmaps in cams.items():
+        if np.shape(heatmaps) != images.shape[:3]:
+            raise ValueError(f"cams[{key!r}] has shape {np.shape(heatmaps)}, expected {images.shape[:3]}")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"{len(titles)} titles for {n} images: pass one per image or None")
+    ncols = 1 + len(cams)
+    fig, axes = _subplots(n, ncols, figsize=(2.2 * ncols, 2.4 * n), squeeze=False)
+    for r in range(n):
+        panels = [images[r]] + [overlay(image=images[r], heatmap=np.asarray(h[r])) for h in cams.values()]
+        for c, panel in enumerate(panels):
+            _image_panel(axes[r, c], panel)
+        if titles is not None:
+            axes[r, 0].set_xlabel(titles[r], fontsize=8)
+    for c, header in enumerate(["image", *cams]):
+        axes[0, c].set_title(header, fontsize=9)
+    fig.tight_layout()
+    return fig

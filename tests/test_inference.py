@@ -1,0 +1,126 @@
+"""Using a trained model: a strict load, any image prepared as training prepares it, the top classes."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from eva_helpers.data import synthetic
+from eva_helpers.files import save_torch
+from eva_helpers.inference import load_image, load_trained, normalize, predict_logits, top_classes
+from eva_helpers.loaders import DeviceLoader
+from eva_helpers.models import build_model
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+
+
+def meta(**over):
+    return {
+        "model": "custom_resnet",
+        "num_classes": 10,
+        "classes": CLASSES,
+        "mean": list(MEAN),
+        "std": list(STD),
+        "image_size": 32,
+        "test_split": "test",
+        "data": {"dataset": "cifar10"},
+        **over,
+    }
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    model = build_model(name="custom_resnet", num_classes=10, seed=0)
+    save_torch(obj={"model": model.state_dict(), "meta": meta()}, path=out / "model.pt")
+    return out, model
+
+
+def test_load_trained_gives_the_saved_weights_in_eval_mode(saved):
+    out, model = saved
+    net, got = load_trained(out_dir=out)
+    assert not net.training and got["classes"] == CLASSES
+    for k, v in model.state_dict().items():
+        assert torch.equal(net.state_dict()[k], v), k
+    assert load_trained(checkpoint=out / "model.pt")[1] == got
+
+
+def test_load_trained_refuses_other_files_loudly(tmp_path, saved):
+    other = build_model(name="resnet18", num_classes=10).state_dict()
+    save_torch(obj={"model": other, "meta": meta()}, path=tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="do not fit a custom_resnet with 10 classes"):
+        load_trained(checkpoint=tmp_path / "wrong.pt")
+    weights = dict(saved[1].state_dict())
+    weights.pop("fc.bias")
+    save_torch(obj={"model": weights, "meta": meta()}, path=tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="fc.bias"):
+        load_trained(checkpoint=tmp_path / "missing.pt")
+    save_torch(obj={"model": saved[1].state_dict(), "meta": meta(), "optimizer": {}}, path=tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match="not checkpoint.pt"):
+        load_trained(checkpoint=tmp_path / "checkpoint.pt")
+    bare = meta()
+    bare.pop("mean")
+    save_torch(obj={"model": saved[1].state_dict(), "meta": bare}, path=tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="lacks the metadata \\['mean'\\]"):
+        load_trained(checkpoint=tmp_path / "old.pt")
+
+
+def test_normalize_is_what_the_evaluation_loader_feeds_the_model():
+    data = synthetic(n_train=8, n_test=6, seed=1)
+    loader = DeviceLoader(
+        x=data.x_test, y=data.y_test, batch_size=6, device="cpu", mean=data.mean, std=data.std, channels_last=False
+    )
+    expected = next(iter(loader))[0]
+    torch.testing.assert_close(normalize(images=data.x_test, mean=data.mean, std=data.std), expected, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="uint8"):
+        normalize(images=data.x_test.astype(np.float32), mean=MEAN, std=STD)
+
+
+def test_any_image_becomes_an_rgb_square_of_the_models_size(tmp_path):
+    wide = np.zeros((50, 100, 4), dtype=np.uint8)  # transparent everywhere but a red stripe in the middle
+    wide[:, 45:55] = (255, 0, 0, 255)
+    Image.fromarray(wide, "RGBA").save(tmp_path / "wide.png")
+    got = load_image(tmp_path / "wide.png", size=32)
+    assert got.shape == (32, 32, 3) and got.dtype == np.uint8
+    assert tuple(got[16, 16]) == (255, 0, 0)  # the stripe stays in the centre: cropped, not squashed
+    assert tuple(got[16, 2]) == (255, 255, 255)  # transparency is laid on white, not black
+    assert 5 <= (got[16, :, 1] < 128).sum() <= 8  # 10 of the crop's 50 px wide: 6-7 px of 32
+    grey = Image.fromarray(np.full((40, 40), 77, dtype=np.uint8), "L")
+    assert load_image(grey, size=32).shape == (32, 32, 3) and load_image(grey, size=32)[0, 0, 0] == 77
+    palette = Image.fromarray(np.full((32, 32, 3), 9, dtype=np.uint8)).convert("P", palette=Image.Palette.ADAPTIVE)
+    assert np.array_equal(load_image(palette, size=32), np.full((32, 32, 3), 9, dtype=np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match="notes.txt cannot be read as an image"):
+        load_image(tmp_path / "notes.txt", size=32)
+
+
+def test_predictions_are_the_models_own_and_the_top_classes_are_sorted(saved):
+    _, model = saved
+    model.train()
+    images = synthetic(n_train=5, n_test=1, seed=2).x_train
+    logits = predict_logits(model=model, images=images, mean=MEAN, std=STD, batch_size=2)
+    assert model.training  # put back as found
+    with torch.no_grad():
+        expected = model.eval()(normalize(images=images, mean=MEAN, std=STD))
+    np.testing.assert_allclose(logits, expected.numpy(), rtol=1e-5, atol=1e-5)
+    top = top_classes(model=model, images=images, meta=meta(), k=3)
+    probs = torch.softmax(expected, 1)
+    for row, p in zip(top, probs):
+        assert [c for c, _ in row] == [CLASSES[i] for i in p.argsort(descending=True)[:3]]
+        assert [v for _, v in row] == pytest.approx(sorted(p.tolist(), reverse=True)[:3], rel=1e-4)
+    with pytest.raises(ValueError, match="k=11"):
+        top_classes(model=model, images=images, meta=meta(), k=11)
+
+
+def test_the_inference_module_imports_nothing_from_training():
+    code = (
+        "import sys, eva_helpers.inference; "
+        "bad = [m for m in ('engine', 'train', 'schedule', 'lr_finder', 'loaders', 'augment', 'cli') "
+        "if 'eva_helpers.' + m in sys.modules]; "
+        "assert not bad and 'torch.optim.lr_scheduler' not in sys.modules or not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
