@@ -18,18 +18,45 @@ from ..validate import DataError, choice, whole
 from . import cifar10, decode, folders, tinyimagenet
 from .cache import cache_dir as choose_cache_dir
 from .folders import Decoded, FileIndex, Listed, imagefolder_index
+from .stats import balanced_subset, channel_stats, class_counts, limited, mean_var
 from .tinyimagenet import tinyimagenet_index, tinyimagenet_split
 
-__all__ = ["DATASETS", "DATA_KEYS", "REGISTRY", "DataError", "Decoded", "FileIndex", "ImageData", "Listed",
-           "augment_defaults", "balanced_subset", "channel_stats", "class_counts", "dataset_stats", "imagefolder_index",
-           "load_data", "synthetic", "tinyimagenet_index", "tinyimagenet_split"]
+__all__ = [
+    "DATASETS",
+    "DATA_KEYS",
+    "REGISTRY",
+    "DataError",
+    "Decoded",
+    "FileIndex",
+    "ImageData",
+    "Listed",
+    "augment_defaults",
+    "balanced_subset",
+    "channel_stats",
+    "class_counts",
+    "dataset_stats",
+    "imagefolder_index",
+    "load_data",
+    "synthetic",
+    "tinyimagenet_index",
+    "tinyimagenet_split",
+]
 
 REGISTRY = {"cifar10": cifar10, "imagefolder": folders, "tinyimagenet": tinyimagenet}  # name -> dataset module
 DATASETS = tuple(REGISTRY)
 
 # The load_data keyword arguments that rebuild a dataset (all but progress): what ImageData.args holds.
-DATA_KEYS = ("dataset", "data_dir", "train_limit", "test_limit", "seed", "split_seed", "download", "cache_dir",
-             "skip_bad_images")
+DATA_KEYS = (
+    "dataset",
+    "data_dir",
+    "train_limit",
+    "test_limit",
+    "seed",
+    "split_seed",
+    "download",
+    "cache_dir",
+    "skip_bad_images",
+)
 
 
 @dataclass(repr=False)
@@ -61,8 +88,10 @@ class ImageData:
     def __repr__(self) -> str:
         mean = ", ".join(f"{v:.4f}" for v in self.mean)
         std = ", ".join(f"{v:.4f}" for v in self.std)
-        return (f"ImageData(name={self.name!r}, {self.num_classes} classes, train {tuple(self.x_train.shape)}, "
-                f"{self.test_split} {tuple(self.x_test.shape)}, mean=({mean}), std=({std}), source={self.source!r})")
+        return (
+            f"ImageData(name={self.name!r}, {self.num_classes} classes, train {tuple(self.x_train.shape)}, "
+            f"{self.test_split} {tuple(self.x_test.shape)}, mean=({mean}), std=({std}), source={self.source!r})"
+        )
 
 
 def augment_defaults(dataset: str) -> dict:
@@ -75,73 +104,35 @@ def augment_defaults(dataset: str) -> dict:
 
 def dataset_stats(data: ImageData) -> dict:
     """What stats.json holds: per-channel statistics of the training split, class names and counts."""
-    return {"dataset": data.name, **channel_stats(data.x_train), "classes": list(data.classes),
-            "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test)), "test_split": data.test_split,
-            "train_counts": class_counts(y=data.y_train, num_classes=data.num_classes),
-            "image_size": data.image_size, "source": data.source}
-
-
-def channel_stats(x: np.ndarray) -> dict:
-    """Per-channel min, max, mean, std and var of images (N, H, W, 3), in [0, 1] units (uint8 is divided by 255)."""
-    x = np.asarray(x)
-    if x.ndim < 2 or x.shape[-1] != 3:
-        raise ValueError(f"channel_stats expects images with 3 channels last, e.g. (N, H, W, 3); got shape {x.shape}. "
-                         "Transpose (N, 3, H, W) arrays with x.transpose(0, 2, 3, 1) first.")
-    if x.size == 0:
-        raise ValueError("channel_stats got an empty array; pass at least one image.")
-    scale = 255.0 if x.dtype == np.uint8 else 1.0
-    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-2] * 3 if x.ndim >= 3 else 3)
-    mean, var = _mean_var(x)
     return {
-        "min": [float(v) / scale for v in rows.min(axis=0).reshape(-1, 3).min(axis=0)],
-        "max": [float(v) / scale for v in rows.max(axis=0).reshape(-1, 3).max(axis=0)],
-        "mean": [float(v) / scale for v in mean],
-        "std": [float(np.sqrt(v)) / scale for v in var],
-        "var": [float(v) / scale**2 for v in var],
+        "dataset": data.name,
+        **channel_stats(data.x_train),
+        "classes": list(data.classes),
+        "n_train": int(len(data.y_train)),
+        "n_test": int(len(data.y_test)),
+        "test_split": data.test_split,
+        "train_counts": class_counts(y=data.y_train, num_classes=data.num_classes),
+        "image_size": data.image_size,
+        "source": data.source,
     }
-
-
-def class_counts(*, y: np.ndarray, num_classes: int) -> list[int]:
-    """Number of images of each class, in label order."""
-    y = np.asarray(y)
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1} for num_classes={num_classes}; "
-                         f"found {int(y.min())}..{int(y.max())}. Pass the dataset's num_classes.")
-    return [int(c) for c in np.bincount(y.astype(np.int64), minlength=num_classes)]
-
-
-def balanced_subset(*, y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded subset of n images, as equal in number per class as the classes allow."""
-    y = np.asarray(y)
-    n = whole("n", n, low=1, hint="a number of images of at least 1")
-    seed = whole("seed", seed, low=0, hint="a non-negative integer")
-    if n > len(y):
-        raise ValueError(f"n={n} is larger than the {len(y)} images available; pass n <= {len(y)}.")
-    rng = np.random.default_rng(seed)
-    values, counts = np.unique(y, return_counts=True)
-    quota = np.zeros(len(values), dtype=np.int64)
-    remaining = n
-    open_classes = np.arange(len(values))
-    while remaining > 0:
-        share = remaining // len(open_classes)
-        if share == 0:  # fewer images left than classes: one more each for a seeded choice of classes
-            quota[rng.choice(open_classes, size=remaining, replace=False)] += 1
-            break
-        take = np.minimum(share, counts[open_classes] - quota[open_classes])
-        quota[open_classes] += take
-        remaining -= int(take.sum())
-        open_classes = open_classes[quota[open_classes] < counts[open_classes]]
-    picked = [rng.choice(np.flatnonzero(y == values[c]), size=int(q), replace=False)
-              for c, q in enumerate(quota) if q > 0]
-    return np.sort(np.concatenate(picked)).astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- load_data, synthetic
 
 
-def load_data(*, dataset: str = "cifar10", data_dir: str | Path = "data", train_limit: int = 0, test_limit: int = 0,
-              seed: int = 1, split_seed: int = 0, download: bool = True, cache_dir: str | Path | None = None,
-              skip_bad_images: bool = False, progress: bool = True) -> ImageData:
+def load_data(
+    *,
+    dataset: str = "cifar10",
+    data_dir: str | Path = "data",
+    train_limit: int = 0,
+    test_limit: int = 0,
+    seed: int = 1,
+    split_seed: int = 0,
+    download: bool = True,
+    cache_dir: str | Path | None = None,
+    skip_bad_images: bool = False,
+    progress: bool = True,
+) -> ImageData:
     """Read a dataset into uint8 arrays (cached after the first run), apply limits, compute mean/std on train."""
     module = REGISTRY[choice("dataset", dataset, DATASETS)]
     limit_hint = "0 for all images or a positive number of images"
@@ -152,37 +143,61 @@ def load_data(*, dataset: str = "cifar10", data_dir: str | Path = "data", train_
     if data_dir is None or str(data_dir) == "":
         raise ValueError(f"data_dir={data_dir!r} is empty; pass the folder that holds (or should receive) the data.")
     data_dir = Path(data_dir).expanduser()
-    args = {"dataset": dataset, "data_dir": str(data_dir), "train_limit": train_limit, "test_limit": test_limit,
-            "seed": seed, "split_seed": split_seed, "download": bool(download),
-            "cache_dir": None if cache_dir is None else str(cache_dir), "skip_bad_images": bool(skip_bad_images)}
+    args = {
+        "dataset": dataset,
+        "data_dir": str(data_dir),
+        "train_limit": train_limit,
+        "test_limit": test_limit,
+        "seed": seed,
+        "split_seed": split_seed,
+        "download": bool(download),
+        "cache_dir": None if cache_dir is None else str(cache_dir),
+        "skip_bad_images": bool(skip_bad_images),
+    }
     test_what = f"{module.TEST_SPLIT} split"
 
     got = module.read(data_dir=data_dir, download=download, split_seed=split_seed, cache_dir=cache_dir)
     if isinstance(got, Decoded):
-        tr = _limit(got.y_train, train_limit, seed, "train_limit", "training split")
-        te = _limit(got.y_test, test_limit, seed, "test_limit", test_what)
+        tr = limited(got.y_train, train_limit, seed, "train_limit", "training split")
+        te = limited(got.y_test, test_limit, seed, "test_limit", test_what)
         x_tr, y_tr, x_te, y_te = got.x_train[tr], got.y_train[tr], got.x_test[te], got.y_test[te]
         classes, source = got.classes, got.source
     else:
         index = got.index
-        train_pos = got.train_pos[_limit(index.labels[got.train_pos], train_limit, seed, "train_limit",
-                                         "training split")]
-        test_pos = got.test_pos[_limit(index.labels[got.test_pos], test_limit, seed, "test_limit", test_what)]
+        train_pos = got.train_pos[
+            limited(index.labels[got.train_pos], train_limit, seed, "train_limit", "training split")
+        ]
+        test_pos = got.test_pos[limited(index.labels[got.test_pos], test_limit, seed, "test_limit", test_what)]
         x_tr, y_tr, x_te, y_te = decode.read_indexed(
-            index=index, dataset=dataset, train_pos=train_pos, test_pos=test_pos,
+            index=index,
+            dataset=dataset,
+            train_pos=train_pos,
+            test_pos=test_pos,
             use_all=(train_limit == 0 and test_limit == 0),
             cache_dir=choose_cache_dir(cache_dir=cache_dir, data_dir=index.root),
-            skip_bad_images=skip_bad_images, progress=progress)
+            skip_bad_images=skip_bad_images,
+            progress=progress,
+        )
         classes, source = index.classes, str(index.root)
 
     if len(x_tr) == 0:
         raise DataError(f"no training images left in {source}; check the data or the skipped files listed above.")
-    return _image_data(name=dataset, classes=classes, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
-                       test_split=module.TEST_SPLIT, source=source, args=args)
+    return _image_data(
+        name=dataset,
+        classes=classes,
+        x_train=x_tr,
+        y_train=y_tr,
+        x_test=x_te,
+        y_test=y_te,
+        test_split=module.TEST_SPLIT,
+        source=source,
+        args=args,
+    )
 
 
-def synthetic(*, n_train: int, n_test: int = 8, image_size: int = 32, num_classes: int = 10, name: str = "cifar10",
-              seed: int = 0) -> ImageData:
+def synthetic(
+    *, n_train: int, n_test: int = 8, image_size: int = 32, num_classes: int = 10, name: str = "cifar10", seed: int = 0
+) -> ImageData:
     """Random uint8 images and labels in memory, shaped like dataset `name` claims; for benchmarks and smoke tests."""
     module = REGISTRY[choice("name", name, DATASETS)]
     n_train = whole("n_train", n_train, low=1, hint="a number of training images of at least 1")
@@ -193,45 +208,43 @@ def synthetic(*, n_train: int, n_test: int = 8, image_size: int = 32, num_classe
     rng = np.random.default_rng(seed)
     x_tr = rng.integers(0, 256, size=(n_train, size, size, 3), dtype=np.uint8)
     x_te = rng.integers(0, 256, size=(n_test, size, size, 3), dtype=np.uint8)
-    return _image_data(name=name, classes=[f"class_{i}" for i in range(classes)], x_train=x_tr,
-                       y_train=rng.integers(0, classes, n_train), x_test=x_te, y_test=rng.integers(0, classes, n_test),
-                       test_split=module.TEST_SPLIT, source="synthetic", args={})
+    return _image_data(
+        name=name,
+        classes=[f"class_{i}" for i in range(classes)],
+        x_train=x_tr,
+        y_train=rng.integers(0, classes, n_train),
+        x_test=x_te,
+        y_test=rng.integers(0, classes, n_test),
+        test_split=module.TEST_SPLIT,
+        source="synthetic",
+        args={},
+    )
 
 
-def _image_data(*, name: str, classes: list[str], x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                y_test: np.ndarray, test_split: str, source: str, args: dict) -> ImageData:
+def _image_data(
+    *,
+    name: str,
+    classes: list[str],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    test_split: str,
+    source: str,
+    args: dict,
+) -> ImageData:
     """ImageData with contiguous arrays, int64 labels and the mean/std of the training images in [0, 1] units."""
-    mean, var = _mean_var(x_train)
-    return ImageData(name=name, classes=list(classes), x_train=np.ascontiguousarray(x_train),
-                     y_train=np.ascontiguousarray(y_train, dtype=np.int64), x_test=np.ascontiguousarray(x_test),
-                     y_test=np.ascontiguousarray(y_test, dtype=np.int64),
-                     mean=tuple(float(v) / 255.0 for v in mean), std=tuple(float(np.sqrt(v)) / 255.0 for v in var),
-                     test_split=test_split, source=source, args=args)
-
-
-def _limit(y: np.ndarray, limit: int, seed: int, what: str, split: str) -> np.ndarray:
-    """Indices into y: all of them for limit 0, else a seeded class-balanced subset of `limit`."""
-    if limit == 0:
-        return np.arange(len(y))
-    if limit > len(y):
-        raise ValueError(f"{what}={limit} is larger than the {split} ({len(y)} images); "
-                         f"pass 0 for all of them or a value <= {len(y)}.")
-    return balanced_subset(y=y, n=limit, seed=seed)
-
-
-def _mean_var(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and (population) variance of channel-last values, in float64 chunks of bounded memory."""
-    # Rows of whole image lines (W * 3 values) make numpy add long contiguous vectors: ~10x faster than (P, 3).
-    width = x.shape[-2] * 3 if x.ndim >= 3 else 3
-    rows = np.ascontiguousarray(x).reshape(-1, width)
-    step = max(1, (1 << 20) // width)  # ~1M values = 8 MB of float64 per chunk
-    total, total_sq = np.zeros(width), np.zeros(width)
-    for start in range(0, len(rows), step):
-        part = rows[start:start + step].astype(np.float64)
-        total += part.sum(axis=0)
-        total_sq += np.einsum("ij,ij->j", part, part)
-    n = rows.size // 3
-    mean = total.reshape(-1, 3).sum(axis=0) / n
-    # Uint8 sums are exact in float64 far beyond any dataset here, so E[x^2] - E[x]^2 loses nothing that matters.
-    var = np.maximum(total_sq.reshape(-1, 3).sum(axis=0) / n - mean**2, 0.0)
-    return mean, var
+    mean, var = mean_var(x_train)
+    return ImageData(
+        name=name,
+        classes=list(classes),
+        x_train=np.ascontiguousarray(x_train),
+        y_train=np.ascontiguousarray(y_train, dtype=np.int64),
+        x_test=np.ascontiguousarray(x_test),
+        y_test=np.ascontiguousarray(y_test, dtype=np.int64),
+        mean=tuple(float(v) / 255.0 for v in mean),
+        std=tuple(float(np.sqrt(v)) / 255.0 for v in var),
+        test_split=test_split,
+        source=source,
+        args=args,
+    )

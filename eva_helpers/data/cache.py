@@ -54,8 +54,11 @@ def cache_dir(*, cache_dir: str | Path | None, data_dir: Path) -> Path:
 def _cache_paths(*, cache_dir: str | Path, dataset: str, key: str) -> dict[str, Path]:
     """The cache files of one source: {"x": .npy, "y": .npy, "meta": .json}."""
     stem = Path(cache_dir) / f"{dataset}-{key[:20]}"
-    return {"x": stem.with_name(stem.name + ".x.npy"), "y": stem.with_name(stem.name + ".y.npy"),
-            "meta": stem.with_name(stem.name + ".json")}
+    return {
+        "x": stem.with_name(stem.name + ".x.npy"),
+        "y": stem.with_name(stem.name + ".y.npy"),
+        "meta": stem.with_name(stem.name + ".json"),
+    }
 
 
 def _names_hash(names: list[str]) -> str:
@@ -74,29 +77,52 @@ def load_cache(*, cache_dir: Path, dataset: str, index: FileIndex) -> tuple[np.n
         skipped = list(meta["skipped"])
         skipped_set = set(skipped)
         kept = [n for n in index.names if n not in skipped_set]
-        ok = (meta["version"] == CACHE_VERSION and meta["names_sha256"] == _names_hash(kept)
-              and x.dtype == np.uint8 and x.ndim == 4 and x.shape[-1] == 3 and len(x) == len(y) == len(kept))
+        ok = (
+            meta["version"] == CACHE_VERSION
+            and meta["names_sha256"] == _names_hash(kept)
+            and x.dtype == np.uint8
+            and x.ndim == 4
+            and x.shape[-1] == 3
+            and len(x) == len(y) == len(kept)
+        )
     except (OSError, ValueError, KeyError, TypeError) as e:
         warnings.warn(f"ignoring the unreadable cache {paths['x']} ({e}); decoding again.", stacklevel=3)
         return None
     if not ok:
-        warnings.warn(f"ignoring the cache {paths['x']}: it does not match {index.root}; decoding again.",
-                      stacklevel=3)
+        warnings.warn(f"ignoring the cache {paths['x']}: it does not match {index.root}; decoding again.", stacklevel=3)
         return None
     return x, y, skipped
 
 
-def save_cache(*, cache_dir: Path, dataset: str, index: FileIndex, x: np.ndarray, y: np.ndarray, kept: list[str],
-               skipped: list[str]) -> None:
+def save_cache(
+    *,
+    cache_dir: Path,
+    dataset: str,
+    index: FileIndex,
+    x: np.ndarray,
+    y: np.ndarray,
+    kept: list[str],
+    skipped: list[str],
+) -> None:
     """Write x, y and (last, marking them complete) the metadata; warn instead of failing when it cannot."""
     paths = _cache_paths(cache_dir=cache_dir, dataset=dataset, key=index.key)
-    meta = {"version": CACHE_VERSION, "source": str(index.root), "key": index.key, "shape": list(x.shape),
-            "classes": index.classes, "names_sha256": _names_hash(kept), "skipped": skipped}
+    meta = {
+        "version": CACHE_VERSION,
+        "source": str(index.root),
+        "key": index.key,
+        "shape": list(x.shape),
+        "classes": index.classes,
+        "names_sha256": _names_hash(kept),
+        "skipped": skipped,
+    }
     try:
         write_atomic(path=paths["x"], write=lambda f: np.save(f, x, allow_pickle=False))
         write_atomic(path=paths["y"], write=lambda f: np.save(f, y, allow_pickle=False))
         # last: marks it complete
         write_atomic(path=paths["meta"], write=lambda f: f.write(json.dumps(meta).encode("utf-8")))
     except OSError as e:
-        warnings.warn(f"could not write the cache in {paths['x'].parent} ({e}); the next run decodes again. "
-                      "Pass cache_dir= a writable folder.", stacklevel=3)
+        warnings.warn(
+            f"could not write the cache in {paths['x'].parent} ({e}); the next run decodes again. "
+            "Pass cache_dir= a writable folder.",
+            stacklevel=3,
+        )

@@ -26,17 +26,29 @@ def read(*, data_dir: Path, download: bool, split_seed: int, cache_dir: str | Pa
     """The training and test images of the batches in data_dir, fetched if asked (split_seed, cache_dir unused)."""
     folder = _find_cifar10(data_dir)
     if folder is None:
-        fetch(url=URL, md5=MD5, data_dir=data_dir, filename=ARCHIVE, extract=True, download=download, not_found=(
-            f"CIFAR-10 not found: expected {data_dir / FOLDER}/ with {', '.join(FILES)}. "
-            f"Pass download=True to fetch {URL}, or extract that archive into {data_dir}."))
+        fetch(
+            url=URL,
+            md5=MD5,
+            data_dir=data_dir,
+            filename=ARCHIVE,
+            extract=True,
+            download=download,
+            not_found=(
+                f"CIFAR-10 not found: expected {data_dir / FOLDER}/ with {', '.join(FILES)}. "
+                f"Pass download=True to fetch {URL}, or extract that archive into {data_dir}."
+            ),
+        )
         folder = _find_cifar10(data_dir)
         if folder is None:
-            raise DataError(f"the download into {data_dir} did not produce {FOLDER}/; "
-                            f"delete {ARCHIVE} there and try again.")
+            raise DataError(
+                f"the download into {data_dir} did not produce {FOLDER}/; delete {ARCHIVE} there and try again."
+            )
     missing = [f for f in FILES if not (folder / f).is_file()]
     if missing:
-        raise FileNotFoundError(f"CIFAR-10 in {folder} is incomplete: missing {', '.join(missing)}. "
-                                f"Delete {folder} and load again with download=True.")
+        raise FileNotFoundError(
+            f"CIFAR-10 in {folder} is incomplete: missing {', '.join(missing)}. "
+            f"Delete {folder} and load again with download=True."
+        )
     meta = _unpickle(folder / "batches.meta")
     names = _field(meta, "label_names", folder / "batches.meta")
     classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
@@ -44,8 +56,7 @@ def read(*, data_dir: Path, download: bool, split_seed: int, cache_dir: str | Pa
     x_train = np.concatenate([p[0] for p in parts])
     y_train = np.concatenate([p[1] for p in parts])
     x_test, y_test = _cifar10_batch(folder / "test_batch", len(classes))
-    return Decoded(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, classes=classes,
-                   source=str(folder))
+    return Decoded(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, classes=classes, source=str(folder))
 
 
 def _find_cifar10(data_dir: Path) -> Path | None:
@@ -60,8 +71,10 @@ def _unpickle(path: Path) -> dict:
         with open(path, "rb") as f:
             obj = pickle.load(f, encoding="bytes")  # the official batches are pickles; nothing of ours is
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a damaged file
-        raise DataError(f"cannot read the CIFAR-10 batch {path} ({type(e).__name__}: {e}); "
-                        "delete the folder and load again with download=True.") from e
+        raise DataError(
+            f"cannot read the CIFAR-10 batch {path} ({type(e).__name__}: {e}); "
+            "delete the folder and load again with download=True."
+        ) from e
     if not isinstance(obj, dict):
         raise DataError(f"{path} is not a CIFAR-10 python batch (a pickled dict); delete it and download again.")
     return obj
@@ -71,8 +84,10 @@ def _field(obj: dict, key: str, path: Path):
     for k in (key.encode(), key):
         if k in obj:
             return obj[k]
-    raise DataError(f"{path} has no {key!r} entry, so it is not a CIFAR-10 python batch; "
-                    "delete the folder and load again with download=True.")
+    raise DataError(
+        f"{path} has no {key!r} entry, so it is not a CIFAR-10 python batch; "
+        "delete the folder and load again with download=True."
+    )
 
 
 def _cifar10_batch(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,8 +95,10 @@ def _cifar10_batch(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray
     data = np.asarray(_field(batch, "data", path))
     labels = np.asarray(_field(batch, "labels", path), dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise DataError(f"{path}: expected uint8 data of shape (N, 3072) and N labels, got {data.dtype} "
-                        f"{data.shape} and {len(labels)} labels; delete the folder and download again.")
+        raise DataError(
+            f"{path}: expected uint8 data of shape (N, 3072) and N labels, got {data.dtype} "
+            f"{data.shape} and {len(labels)} labels; delete the folder and download again."
+        )
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataError(f"{path}: labels outside 0..{num_classes - 1}; delete the folder and download again.")
     x = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))

@@ -17,14 +17,24 @@ from .cache import load_cache, save_cache
 from .folders import FileIndex
 
 
-def read_indexed(*, index: FileIndex, dataset: str, train_pos: np.ndarray, test_pos: np.ndarray, use_all: bool,
-                 cache_dir: Path, skip_bad_images: bool, progress: bool):
+def read_indexed(
+    *,
+    index: FileIndex,
+    dataset: str,
+    train_pos: np.ndarray,
+    test_pos: np.ndarray,
+    use_all: bool,
+    cache_dir: Path,
+    skip_bad_images: bool,
+    progress: bool,
+):
     """x/y for the given index positions: from the cache, else by decoding (all, then cache; or just the subset)."""
     cached = load_cache(cache_dir=cache_dir, dataset=dataset, index=index)
     from_cache = cached is not None
     if cached is None and use_all:
-        x, kept, bad = decode_images(index=index, positions=np.arange(len(index.names)), progress=progress,
-                                     skip_bad_images=skip_bad_images)
+        x, kept, bad = decode_images(
+            index=index, positions=np.arange(len(index.names)), progress=progress, skip_bad_images=skip_bad_images
+        )
         kept_names = [index.names[i] for i in np.flatnonzero(kept)]
         y = index.labels[kept]
         save_cache(cache_dir=cache_dir, dataset=dataset, index=index, x=x, y=y, kept=kept_names, skipped=bad)
@@ -32,8 +42,11 @@ def read_indexed(*, index: FileIndex, dataset: str, train_pos: np.ndarray, test_
     if cached is not None:
         x_all, y_all, skipped = cached
         if skipped and from_cache:  # a fresh decode has reported them already
-            report_bad([(n, "could not be decoded (remembered from the cache)") for n in skipped],
-                       skip_bad_images=skip_bad_images, where=str(index.root))
+            report_bad(
+                [(n, "could not be decoded (remembered from the cache)") for n in skipped],
+                skip_bad_images=skip_bad_images,
+                where=str(index.root),
+            )
         row_of = np.full(len(index.names), -1, dtype=np.int64)
         skipped_set = set(skipped)
         keep = np.array([n not in skipped_set for n in index.names], dtype=bool)
@@ -57,8 +70,10 @@ class _ZipDamaged(Exception):
 
 def damaged_zip(path: Path, err: Exception) -> DataError:
     """The DataError for a zip file that cannot be opened or read: delete it and download it again."""
-    return DataError(f"{path} is damaged or truncated ({type(err).__name__}: {err}); "
-                     "delete it and download it again (load_data(..., download=True) fetches it).")
+    return DataError(
+        f"{path} is damaged or truncated ({type(err).__name__}: {err}); "
+        "delete it and download it again (load_data(..., download=True) fetches it)."
+    )
 
 
 def _opener(index: FileIndex):
@@ -69,6 +84,7 @@ def _opener(index: FileIndex):
         def read_file(name: str) -> bytes:
             with open(root / name, "rb") as f:
                 return f.read()
+
         return read_file, lambda: None
     try:
         zf = zipfile.ZipFile(index.root)
@@ -87,8 +103,9 @@ def _decode_one(data: bytes) -> np.ndarray:
         return np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(im.height, im.width, 3)  # faster than asarray
 
 
-def _decode_chunk(read, zipped: bool, names: list[str], start: int, out: np.ndarray | None,
-                  sizes: np.ndarray, bad: list) -> None:
+def _decode_chunk(
+    read, zipped: bool, names: list[str], start: int, out: np.ndarray | None, sizes: np.ndarray, bad: list
+) -> None:
     """Decode names into out[start + k] (when the size fits); record every size, collect undecodable files."""
     for k, name in enumerate(names):
         try:
@@ -126,7 +143,7 @@ def decode_images(*, index: FileIndex, positions: np.ndarray, progress: bool, sk
         h = w = 0
         start = len(names)
         for i in range(len(names)):
-            _decode_chunk(read, zipped, names[i:i + 1], i, None, sizes, bad)
+            _decode_chunk(read, zipped, names[i : i + 1], i, None, sizes, bad)
             if sizes[i].any():
                 (h, w), start = (int(v) for v in sizes[i]), i  # decoded again below, into the array
                 break
@@ -136,11 +153,18 @@ def decode_images(*, index: FileIndex, positions: np.ndarray, progress: bool, sk
         # images leave much of the time in Python (GIL held): on 2 cores one worker beat two (7.0 s vs 8.1 s for
         # 27,500 Tiny ImageNet images), so leave one core to the interpreter's other thread.
         workers = max(1, min(8, (os.cpu_count() or 1) - 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool, \
-                tqdm(total=len(names), desc=f"decoding {len(names)} images", disable=not progress, unit="img",
-                     initial=start) as bar:
-            futures = {pool.submit(_decode_chunk, read, zipped, names[s:s + chunk], s, out, sizes, bad):
-                       min(chunk, len(names) - s) for s in range(start, len(names), chunk)}
+        with (
+            ThreadPoolExecutor(max_workers=workers) as pool,
+            tqdm(
+                total=len(names), desc=f"decoding {len(names)} images", disable=not progress, unit="img", initial=start
+            ) as bar,
+        ):
+            futures = {
+                pool.submit(_decode_chunk, read, zipped, names[s : s + chunk], s, out, sizes, bad): min(
+                    chunk, len(names) - s
+                )
+                for s in range(start, len(names), chunk)
+            }
             for fut in as_completed(futures):
                 fut.result()
                 bar.update(futures[fut])
@@ -156,9 +180,11 @@ def decode_images(*, index: FileIndex, positions: np.ndarray, progress: bool, sk
             expected = good_sizes[counts.argmax()]
             odd = np.flatnonzero(ok & (sizes != expected).any(axis=1))
             i = odd[0]
-            raise DataError(f"images in {where} differ in size: {names[i]} is {sizes[i][1]}x{sizes[i][0]} "
-                            f"(width x height) but the others are {expected[1]}x{expected[0]} ({len(odd)} image(s) "
-                            "differ). Resize them all to one size, or remove the odd ones.")
+            raise DataError(
+                f"images in {where} differ in size: {names[i]} is {sizes[i][1]}x{sizes[i][0]} "
+                f"(width x height) but the others are {expected[1]}x{expected[0]} ({len(odd)} image(s) "
+                "differ). Resize them all to one size, or remove the odd ones."
+            )
     if bad:
         report_bad([(n, why) for _, n, why in sorted(bad)], skip_bad_images=skip_bad_images, where=where)
     if not ok.all():
@@ -170,6 +196,8 @@ def report_bad(bad: list[tuple[str, str]], *, skip_bad_images: bool, where: str)
     """Raise a DataError listing the undecodable files, or (skip_bad_images=True) warn once and go on without them."""
     listed = listing([f"{n} ({why})" for n, why in bad])
     if not skip_bad_images:
-        raise DataError(f"{len(bad)} image(s) in {where} cannot be decoded: {listed}. Delete them, or pass "
-                        "skip_bad_images=True to skip them.")
+        raise DataError(
+            f"{len(bad)} image(s) in {where} cannot be decoded: {listed}. Delete them, or pass "
+            "skip_bad_images=True to skip them."
+        )
     warnings.warn(f"skipping {len(bad)} image(s) in {where} that cannot be decoded: {listed}", stacklevel=4)

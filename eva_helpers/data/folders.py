@@ -25,14 +25,14 @@ AUGMENT = {"pad": 4, "cutout": 8, "rotate": 0, "rgb_shift": 0}
 class FileIndex:
     """The labelled images of a dataset on disk, listed without decoding anything."""
 
-    root: Path                 # the folder (or the zip file) the names are relative to
-    names: list[str]           # POSIX paths relative to root (inside the zip: after zip_prefix), label order
-    labels: np.ndarray         # int64, one per name
-    classes: list[str]         # readable class names in label order
-    split: np.ndarray | None   # int8 per name, 0 = train and 1 = test, where the folders say so; None for Tiny ImageNet
-    zip_prefix: str | None = None   # member-name prefix when root is a zip file; None for a folder
-    key: str = ""              # identity of the source (hash of paths, sizes, mtimes): the cache key
-    wnids: list[str] = field(default_factory=list)   # Tiny ImageNet only: class ids in label order
+    root: Path  # the folder (or the zip file) the names are relative to
+    names: list[str]  # POSIX paths relative to root (inside the zip: after zip_prefix), label order
+    labels: np.ndarray  # int64, one per name
+    classes: list[str]  # readable class names in label order
+    split: np.ndarray | None  # int8 per name, 0 = train and 1 = test, where the folders say so; None for Tiny ImageNet
+    zip_prefix: str | None = None  # member-name prefix when root is a zip file; None for a folder
+    key: str = ""  # identity of the source (hash of paths, sizes, mtimes): the cache key
+    wnids: list[str] = field(default_factory=list)  # Tiny ImageNet only: class ids in label order
 
     def __repr__(self) -> str:
         kind = "zip" if self.zip_prefix is not None else "folder"
@@ -86,8 +86,9 @@ def check_data_dir(data_dir: Path, what: str) -> None:
         raise FileNotFoundError(f"data_dir {data_dir} does not exist; pass the folder that holds {what}.")
     if not data_dir.is_dir():
         hint = " Unzip it first and pass the folder." if data_dir.suffix.lower() == ".zip" else ""
-        raise FileNotFoundError(f"data_dir {data_dir} is a file, not a folder; pass the folder that holds "
-                                f"{what}.{hint}")
+        raise FileNotFoundError(
+            f"data_dir {data_dir} is a file, not a folder; pass the folder that holds {what}.{hint}"
+        )
     if not any(not is_junk(p.name) for p in data_dir.iterdir()):
         raise FileNotFoundError(f"data_dir {data_dir} is empty; put {what} there, or pass the folder that holds it.")
 
@@ -105,20 +106,27 @@ def imagefolder_index(*, data_dir: str | Path) -> FileIndex:
         else:
             found = sorted(p.name + ("/" if p.is_dir() else "") for p in data_dir.iterdir() if not is_junk(p.name))
             hint = " Unzip the .zip first." if any(f.lower().endswith(".zip") for f in found) else ""
-            raise DataError(f"wrong folder layout in {data_dir}: expected {expected} (directly or inside one "
-                            f"subfolder), found {listing(found)}.{hint}")
+            raise DataError(
+                f"wrong folder layout in {data_dir}: expected {expected} (directly or inside one "
+                f"subfolder), found {listing(found)}.{hint}"
+            )
 
     per_split, ignored = {}, []
     for split in ("train", "test"):
         per_split[split] = _list_classes(root, split, ignored)
     if ignored:
-        warnings.warn(f"skipped {len(ignored)} file(s) that are not images ({', '.join(IMAGE_EXTENSIONS)}) in "
-                      f"{root}: {listing(ignored)}", stacklevel=2)
+        warnings.warn(
+            f"skipped {len(ignored)} file(s) that are not images ({', '.join(IMAGE_EXTENSIONS)}) in "
+            f"{root}: {listing(ignored)}",
+            stacklevel=2,
+        )
     train_classes, test_classes = set(per_split["train"]), set(per_split["test"])
     if train_classes != test_classes:
-        raise DataError(f"train and test classes differ in {root}: missing in test/: "
-                        f"{sorted(train_classes - test_classes) or 'none'}; missing in train/: "
-                        f"{sorted(test_classes - train_classes) or 'none'}. Give both the same class folders.")
+        raise DataError(
+            f"train and test classes differ in {root}: missing in test/: "
+            f"{sorted(train_classes - test_classes) or 'none'}; missing in train/: "
+            f"{sorted(test_classes - train_classes) or 'none'}. Give both the same class folders."
+        )
     classes = sorted(train_classes)
     label_of = {c: i for i, c in enumerate(classes)}
     names, labels, split_ids = [], [], []
@@ -128,8 +136,14 @@ def imagefolder_index(*, data_dir: str | Path) -> FileIndex:
             names += files
             labels += [label_of[c]] * len(files)
             split_ids += [s] * len(files)
-    return FileIndex(root=root, names=names, labels=np.asarray(labels, dtype=np.int64), classes=classes,
-                     split=np.asarray(split_ids, dtype=np.int8), key=listing_key(root, names))
+    return FileIndex(
+        root=root,
+        names=names,
+        labels=np.asarray(labels, dtype=np.int64),
+        classes=classes,
+        split=np.asarray(split_ids, dtype=np.int8),
+        key=listing_key(root, names),
+    )
 
 
 def _list_classes(root: Path, split: str, ignored: list[str]) -> dict[str, list[str]]:
@@ -137,8 +151,10 @@ def _list_classes(root: Path, split: str, ignored: list[str]) -> dict[str, list[
     top = root / split
     loose = sorted(p.name for p in top.iterdir() if p.is_file() and is_image(p.name) and not is_junk(p.name))
     if loose:
-        raise DataError(f"wrong folder layout: images lie directly in {top} (e.g. {loose[0]}); "
-                        f"expected {top}/<class>/<images>. Move each image into a folder named after its class.")
+        raise DataError(
+            f"wrong folder layout: images lie directly in {top} (e.g. {loose[0]}); "
+            f"expected {top}/<class>/<images>. Move each image into a folder named after its class."
+        )
     classes = _visible_dirs(top)
     if not classes:
         raise DataError(f"wrong folder layout: {top} has no class folders; expected {top}/<class>/<images>.")
@@ -153,8 +169,10 @@ def _list_classes(root: Path, split: str, ignored: list[str]) -> dict[str, list[
                     continue
                 (files if is_image(f) else ignored).append(rel)
         if not files:
-            raise DataError(f"the class folder {cdir} has no images ({', '.join(IMAGE_EXTENSIONS)}); "
-                            "add images or delete the folder (from train/ and test/).")
+            raise DataError(
+                f"the class folder {cdir} has no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                "add images or delete the folder (from train/ and test/)."
+            )
         out[cdir.name] = sorted(files)
     return out
 

@@ -43,14 +43,25 @@ def tinyimagenet_index(*, data_dir: str | Path, download: bool = False) -> FileI
     data_dir = Path(data_dir).expanduser()
     src = _find(data_dir)
     if src is None:
-        fetch(url=URL, md5=MD5, data_dir=data_dir, filename=ZIP, extract=False, download=download, not_found=(
-            f"Tiny ImageNet not found in {data_dir}: expected {ZIP} or the extracted "
-            f"{FOLDER}/ folder. Pass download=True to fetch {URL}, or put the zip there."))
+        fetch(
+            url=URL,
+            md5=MD5,
+            data_dir=data_dir,
+            filename=ZIP,
+            extract=False,
+            download=download,
+            not_found=(
+                f"Tiny ImageNet not found in {data_dir}: expected {ZIP} or the extracted "
+                f"{FOLDER}/ folder. Pass download=True to fetch {URL}, or put the zip there."
+            ),
+        )
         src = data_dir / ZIP
     if src.is_file():
         if src.suffix.lower() != ".zip":
-            raise ValueError(f"data_dir {src} is a file but not a .zip; pass the folder that holds "
-                             f"{ZIP} (or {FOLDER}/), or the zip itself.")
+            raise ValueError(
+                f"data_dir {src} is a file but not a .zip; pass the folder that holds "
+                f"{ZIP} (or {FOLDER}/), or the zip itself."
+            )
         return _index_zip(src)
     return _index_folder(src)
 
@@ -71,13 +82,15 @@ def _index_zip(path: Path) -> FileIndex:
     try:
         with zipfile.ZipFile(path) as zf:
             members = [i.filename for i in zf.infolist() if not i.is_dir()]
-            wnids_member = min((m for m in members if m.rsplit("/", 1)[-1] == "wnids.txt"),
-                               key=lambda m: m.count("/"), default=None)
+            wnids_member = min(
+                (m for m in members if m.rsplit("/", 1)[-1] == "wnids.txt"), key=lambda m: m.count("/"), default=None
+            )
             if wnids_member is None:
-                raise DataError(f"{path} has no wnids.txt, so it is not the Tiny ImageNet zip; "
-                                f"delete it and download {URL} again.")
+                raise DataError(
+                    f"{path} has no wnids.txt, so it is not the Tiny ImageNet zip; delete it and download {URL} again."
+                )
             prefix = wnids_member[: -len("wnids.txt")]
-            names = [m[len(prefix):] for m in members if m.startswith(prefix)]
+            names = [m[len(prefix) :] for m in members if m.startswith(prefix)]
             present = set(names)
 
             def read_text(name: str) -> str | None:
@@ -88,8 +101,9 @@ def _index_zip(path: Path) -> FileIndex:
         raise damaged_zip(path, e) from e
     st = path.stat()
     key = hashlib.sha256(f"v{CACHE_VERSION}\0{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
-    return _build_index(root=path, zip_prefix=prefix, files=names, texts=texts,
-                        where=f"{path} ({prefix or 'top level'})", key=key)
+    return _build_index(
+        root=path, zip_prefix=prefix, files=names, texts=texts, where=f"{path} ({prefix or 'top level'})", key=key
+    )
 
 
 def _index_folder(folder: Path) -> FileIndex:
@@ -108,12 +122,15 @@ def _index_folder(folder: Path) -> FileIndex:
     return index
 
 
-def _build_index(*, root: Path, zip_prefix: str | None, files: list[str], texts: dict, where: str,
-                 key: str) -> FileIndex:
+def _build_index(
+    *, root: Path, zip_prefix: str | None, files: list[str], texts: dict, where: str, key: str
+) -> FileIndex:
     """Labels from wnids.txt (train folders) and val/val_annotations.txt; names from words.txt."""
     if texts["val/val_annotations.txt"] is None:
-        raise DataError(f"{where} has no val/val_annotations.txt, so the validation images cannot be labelled; "
-                        f"delete it and download the official {ZIP} again.")
+        raise DataError(
+            f"{where} has no val/val_annotations.txt, so the validation images cannot be labelled; "
+            f"delete it and download the official {ZIP} again."
+        )
     wnids = texts["wnids.txt"].split()
     if not wnids or len(set(wnids)) != len(wnids):
         raise DataError(f"wnids.txt in {where} is empty or lists a wnid twice; download the official zip again.")
@@ -131,22 +148,29 @@ def _build_index(*, root: Path, zip_prefix: str | None, files: list[str], texts:
             continue
         cols = line.split("\t")
         if len(cols) < 2 or cols[1] not in label_of:
-            raise DataError(f"val/val_annotations.txt line {lineno} in {where} is not 'file<TAB>wnid<TAB>box' with a "
-                            f"wnid from wnids.txt: {line!r}; download the official zip again.")
+            raise DataError(
+                f"val/val_annotations.txt line {lineno} in {where} is not 'file<TAB>wnid<TAB>box' with a "
+                f"wnid from wnids.txt: {line!r}; download the official zip again."
+            )
         name = f"val/images/{cols[0]}"
         if name not in present:
-            raise DataError(f"{name} is listed in val/val_annotations.txt but missing from {where}; "
-                            "download the official zip again.")
+            raise DataError(
+                f"{name} is listed in val/val_annotations.txt but missing from {where}; "
+                "download the official zip again."
+            )
         by_class[label_of[cols[1]]].append(name)
     empty = [w for w, members in zip(wnids, by_class) if not members]
     if empty:
-        raise DataError(f"no images for wnid(s) {listing(empty)} listed in wnids.txt of {where} "
-                        f"(expected train/<wnid>/images/*.JPEG); download the official zip again.")
+        raise DataError(
+            f"no images for wnid(s) {listing(empty)} listed in wnids.txt of {where} "
+            f"(expected train/<wnid>/images/*.JPEG); download the official zip again."
+        )
     classes = _class_names(wnids, texts["words.txt"])
     names = [n for members in by_class for n in sorted(members)]
     labels = np.repeat(np.arange(len(wnids), dtype=np.int64), [len(m) for m in by_class])
-    return FileIndex(root=root, names=names, labels=labels, classes=classes, split=None, zip_prefix=zip_prefix,
-                     key=key, wnids=wnids)
+    return FileIndex(
+        root=root, names=names, labels=labels, classes=classes, split=None, zip_prefix=zip_prefix, key=key, wnids=wnids
+    )
 
 
 def _class_names(wnids: list[str], words: str | None) -> list[str]:
@@ -162,8 +186,9 @@ def _class_names(wnids: list[str], words: str | None) -> list[str]:
     return [f"{n} ({w})" if counts[n] > 1 else n for n, w in zip(names, wnids)]
 
 
-def tinyimagenet_split(*, index: FileIndex, split_seed: int, cache_dir: str | Path | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def tinyimagenet_split(
+    *, index: FileIndex, split_seed: int, cache_dir: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Sorted index positions of the 70% train / 30% validation split per class; saved as JSON and reused."""
     split_seed = whole("split_seed", split_seed, low=0, hint="a non-negative integer")
     path = choose_cache_dir(cache_dir=cache_dir, data_dir=index.root) / f"tinyimagenet-split-seed{split_seed}.json"
@@ -181,9 +206,12 @@ def tinyimagenet_split(*, index: FileIndex, split_seed: int, cache_dir: str | Pa
             raise DataError(
                 f"the saved split {path} does not match the images in {index.root}: {len(missing)} name(s) in the "
                 f"split are not in the data (e.g. {listing(missing[:3])}), {len(extra)} image(s) are not in the "
-                f"split (e.g. {listing(extra[:3])}). Delete {path} to make a new split, or pass another cache_dir.")
-        return (np.sort(np.fromiter((pos_of[n] for n in train), np.int64, len(train))),
-                np.sort(np.fromiter((pos_of[n] for n in val), np.int64, len(val))))
+                f"split (e.g. {listing(extra[:3])}). Delete {path} to make a new split, or pass another cache_dir."
+            )
+        return (
+            np.sort(np.fromiter((pos_of[n] for n in train), np.int64, len(train))),
+            np.sort(np.fromiter((pos_of[n] for n in val), np.int64, len(val))),
+        )
     rng = np.random.default_rng(split_seed)
     train_pos, val_pos = [], []
     for c in range(len(index.classes)):
@@ -193,11 +221,17 @@ def tinyimagenet_split(*, index: FileIndex, split_seed: int, cache_dir: str | Pa
         train_pos.append(members[:n_train])
         val_pos.append(members[n_train:])
     train_pos, val_pos = np.sort(np.concatenate(train_pos)), np.sort(np.concatenate(val_pos))
-    doc = {"split_seed": split_seed, "source": str(index.root), "train_fraction": TRAIN_FRACTION,
-           "train": [index.names[i] for i in train_pos], "validation": [index.names[i] for i in val_pos]}
+    doc = {
+        "split_seed": split_seed,
+        "source": str(index.root),
+        "train_fraction": TRAIN_FRACTION,
+        "train": [index.names[i] for i in train_pos],
+        "validation": [index.names[i] for i in val_pos],
+    }
     try:
         write_atomic(path=path, write=lambda f: f.write(json.dumps(doc).encode("utf-8")))
     except OSError as e:
-        warnings.warn(f"could not save the split to {path} ({e}); it will be recomputed (identically) next time.",
-                      stacklevel=2)
+        warnings.warn(
+            f"could not save the split to {path} ({e}); it will be recomputed (identically) next time.", stacklevel=2
+        )
     return train_pos, val_pos
