@@ -16,10 +16,11 @@ from .files import load_torch, rng_state, save_torch, set_rng_state
 from .models import model_name
 
 FORMAT = 2  # 2: the run's identity (its arguments, the data's under "data.") is stored to check a resume against
-# arguments that may change between a run and its resumption without changing what is computed
+# Arguments that may change between a run and its resumption: where and how fast it runs, not what it computes.
+# The precision may change too (a bf16 run from an A100 resumed on a T4 in fp16); resume then warns.
 RESUME_MAY_DIFFER = {
-    "resume", "progress", "num_workers", "device", "compile", "out_dir", "data.data_dir", "data.cache_dir",
-    "data.download",
+    "resume", "progress", "num_workers", "device", "compile", "precision", "out_dir", "data.data_dir",
+    "data.cache_dir", "data.download",
 }  # fmt: skip
 
 
@@ -29,7 +30,9 @@ class RunLog:
 
     history: list[dict[str, float]] = field(default_factory=list)
     lr_per_step: list[float] = field(default_factory=list)
-    epoch_seconds: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)  # training and evaluation, not the checkpoint
+    checkpoint_seconds: list[float] = field(default_factory=list)  # writing each epoch's checkpoint
+    wall_seconds: float = 0.0  # the whole fit: range test, compile, training, evaluation, checkpoints
 
     def metrics(self, *, record: dict[str, Any], finished: bool) -> dict[str, Any]:
         """metrics.json: the run's record, then how far it got and what it measured."""
@@ -43,12 +46,17 @@ class RunLog:
             "test_acc": accs[-1] if accs else None,
             "best_test_acc": max(accs) if accs else None,
             "epoch_seconds": self.epoch_seconds,
+            "checkpoint_seconds": self.checkpoint_seconds,
+            "wall_seconds": self.wall_seconds,
         }
 
 
 def save_checkpoint(*, path: Path, identity: dict, max_lr: float, lr_finder: dict | None, model: nn.Module,
-                    optimizer, scheduler, scaler, log: RunLog) -> None:  # fmt: skip
-    """Write everything an interrupted run needs to continue to the same weights, atomically."""
+                    optimizer, scheduler, scaler, precision: str, log: RunLog, elapsed: float) -> None:  # fmt: skip
+    """Write everything an interrupted run needs to continue to the same weights, atomically.
+
+    elapsed: the seconds this fit call has run so far, added to the wall clock of the runs it resumed.
+    """
     save_torch(
         path=path,
         obj={
@@ -61,16 +69,22 @@ def save_checkpoint(*, path: Path, identity: dict, max_lr: float, lr_finder: dic
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
+            "precision": precision,  # what ran ("bfloat16", ...), not what was asked for ("auto")
             "rng": rng_state(),
             "history": log.history,
             "lr_per_step": log.lr_per_step,
             "epoch_seconds": log.epoch_seconds,
+            "checkpoint_seconds": log.checkpoint_seconds,
+            "wall_seconds": log.wall_seconds + elapsed,
         },
     )
 
 
 def load_checkpoint(*, path: Path, resume: bool, identity: dict, device: torch.device, rank: int) -> dict | None:
-    """The checkpoint to continue from (checked against this run), or None to start afresh; stale temp files go."""
+    """The checkpoint to continue from (checked against this run), or None to start afresh; stale temp files go.
+
+    The state is loaded onto the CPU whatever `device` the run resumes on.
+    """
     if rank == 0 and path.parent.is_dir():
         for stale in path.parent.glob(".*.tmp"):  # left by a write that a kill interrupted
             stale.unlink(missing_ok=True)
@@ -85,7 +99,9 @@ def load_checkpoint(*, path: Path, resume: bool, identity: dict, device: torch.d
                 stacklevel=3,
             )
         return None
-    state = load_torch(path=path, map_location=device)
+    # Always onto the CPU: the RNG states must stay CPU tensors, and load_state_dict copies weights and
+    # optimiser buffers onto whatever device the model is on (a CPU checkpoint resumes on a GPU and back).
+    state = load_torch(path=path, map_location="cpu")
     saved = state.get("identity")
     if state.get("format") != FORMAT or saved is None:
         raise ValueError(
@@ -106,12 +122,22 @@ def load_checkpoint(*, path: Path, resume: bool, identity: dict, device: torch.d
     return state
 
 
-def restore(*, state: dict, model: nn.Module, optimizer, scheduler, scaler) -> RunLog:
+def restore(*, state: dict, model: nn.Module, optimizer, scheduler, scaler, precision: str) -> RunLog:
     """Put the checkpoint's weights, optimiser, schedule, scaler and RNG states back; return the run so far."""
-    for part, obj in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
+    for part, obj in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
         obj.load_state_dict(state[part])
+    ran = state.get("precision")
+    if ran != precision:
+        warnings.warn(
+            f"the checkpoint ran in {ran} and this run resumes in {precision}; an fp16 loss scale starts afresh, "
+            "and the results will differ a little from an uninterrupted run.",
+            stacklevel=3,
+        )
+    elif state["scaler"] and scaler.is_enabled():  # an fp16 run's loss scale; a disabled scaler saves {}
+        scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"])
-    return RunLog(history=state["history"], lr_per_step=state["lr_per_step"], epoch_seconds=state["epoch_seconds"])
+    return RunLog(history=state["history"], lr_per_step=state["lr_per_step"], epoch_seconds=state["epoch_seconds"],
+                  checkpoint_seconds=state["checkpoint_seconds"], wall_seconds=state["wall_seconds"])  # fmt: skip
 
 
 def model_meta(*, model: nn.Module, data: ImageData, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +154,8 @@ def model_meta(*, model: nn.Module, data: ImageData, metrics: dict[str, Any]) ->
         "data": dict(data.args),
         "channels_last": p["channels_last"],
         "precision": metrics["precision"],
+        "compile": metrics["compile"],
+        **{k: metrics[k] for k in ("device", "device_name", "cuda", "cudnn", "git_commit")},
         "epochs": p["epochs"],
         "test_acc": metrics["test_acc"],
         "max_lr": p["max_lr"],

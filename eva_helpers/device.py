@@ -6,6 +6,9 @@ import contextlib
 import os
 import platform
 import random
+import subprocess
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +36,10 @@ def pick_device(name: str = "auto") -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} was asked for but this machine has no CUDA GPU; use device='auto' or 'cpu'.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"device={name!r} was asked for but this machine has {count} GPU(s), cuda:0 to "
+                         f"cuda:{count - 1}; pick one of those, or device='cuda'.")  # fmt: skip
     if device.type == "mps" and not _mps_available():
         raise ValueError(f"device={name!r} was asked for but MPS is not available here; use device='auto' or 'cpu'.")
     return device
@@ -55,16 +62,32 @@ def pick_precision(*, precision: str, device: torch.device) -> torch.dtype | Non
     if precision == "fp32":
         return None
     if precision == "bf16":
+        if device.type == "cuda" and not cuda_has_bf16(device):
+            major, minor = torch.cuda.get_device_capability(device)
+            warnings.warn(
+                f"precision='bf16' on {torch.cuda.get_device_name(device)} (compute capability {major}.{minor}): this "
+                "GPU has no bf16 tensor cores, so bf16 is emulated, slower than fp32, and some cuDNN versions refuse "
+                "it. Use precision='auto' (fp16 with a gradient scaler here) or 'fp32'.",
+                stacklevel=2,
+            )
         return torch.bfloat16
     if precision == "fp16":
         return torch.float16
     if precision != "auto":
         raise ValueError(f"precision={precision!r} is unknown; choose one of {', '.join(map(repr, PRECISIONS))}.")
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_has_bf16(device) else torch.float16
     if device.type == "cpu" and cpu_has_bf16():
         return torch.bfloat16
     return None
+
+
+def cuda_has_bf16(device: torch.device) -> bool:
+    """True where the GPU computes in bf16 natively (compute capability 8.0, Ampere, or newer).
+
+    torch.cuda.is_bf16_supported() also says True on a T4 (7.5), where bf16 only runs by emulation.
+    """
+    return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def precision_name(dtype: torch.dtype | None) -> str:
@@ -128,3 +151,47 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "eva_helpers": __version__,
     }
+
+
+def distributed(*, model: torch.nn.Module, device: torch.device, sync_bn: bool = True) -> torch.nn.Module:
+    """The model wrapped for DDP; on CUDA with sync_bn, BatchNorm first normalises over the global batch."""
+    if sync_bn and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def provenance(device: torch.device) -> dict[str, str | None]:
+    """What a result ran on: the device's name, the CUDA and cuDNN versions, the git commit of this checkout."""
+    on_cuda = device.type == "cuda"
+    return {
+        "device_name": torch.cuda.get_device_name(device) if on_cuda else _cpu_name(),
+        "cuda": torch.version.cuda if on_cuda else None,
+        "cudnn": str(torch.backends.cudnn.version()) if on_cuda else None,
+        "git_commit": _git_commit(),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str | None:
+    """The commit of the checkout this package runs from, with '+changes' if it has uncommitted ones; else None."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+changes" if dirty else "")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .device import autocast
+from .device import autocast, rank_and_world
 
 
 class TrainingDiverged(RuntimeError):
@@ -70,21 +72,40 @@ def train_epoch(
         seen += len(y)
         bar.update()
         if step + 1 - checked >= check_every or step + 1 == steps:
-            _check_finite(losses[checked : step + 1], first_step=checked, epoch=epoch, lrs=lrs, steps=steps)
+            last = _check_finite(losses[checked : step + 1], first_step=checked, epoch=epoch, lrs=lrs, steps=steps)
             checked = step + 1
-            bar.set_postfix(loss=f"{losses[step].item():.3f}", lr=f"{lrs[-1]:.2e}")
+            if progress:
+                bar.set_postfix(loss=f"{last:.3f}", lr=f"{lrs[-1]:.2e}")
     bar.close()
     return {"loss": losses.mean().item(), "correct": int(correct.item()), "seen": seen, "lrs": lrs}
 
 
-def _check_finite(chunk: torch.Tensor, *, first_step: int, epoch: int, lrs: list, steps: int) -> None:
-    finite = torch.isfinite(chunk)
-    if bool(finite.all()):
-        return
-    bad = first_step + int((~finite).nonzero()[0])
-    raise TrainingDiverged(
-        f"the training loss became {chunk[bad - first_step].item()} at epoch {epoch + 1}, step {bad + 1} of {steps} "
-        f"(LR {lrs[bad]:.4g}). Training stopped; the last good checkpoint is kept. Lower max_lr "
+def _check_finite(chunk: torch.Tensor, *, first_step: int, epoch: int, lrs: list, steps: int) -> float:
+    """Raise TrainingDiverged on every rank if any rank's losses in chunk are not finite; else the last loss.
+
+    One host sync per check: the chunk comes back in one copy. Under DDP the first bad step is agreed
+    on with one tiny all-reduce, so a NaN on one rank stops all of them instead of leaving the others
+    waiting in the next gradient all-reduce.
+    """
+    values = chunk.tolist()
+    bad = next((first_step + i for i, v in enumerate(values) if not math.isfinite(v)), steps)
+    rank, world = rank_and_world()
+    if world > 1:
+        flag = torch.tensor([bad], dtype=torch.int64, device=chunk.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        where = int(flag.item())
+        if where < steps:
+            value = values[where - first_step] if where == bad else "not finite on another rank"
+            raise TrainingDiverged(_diverged(value, epoch, where, steps, lrs, f" (rank {rank} of {world})"))
+    elif bad < steps:
+        raise TrainingDiverged(_diverged(values[bad - first_step], epoch, bad, steps, lrs, ""))
+    return values[-1]
+
+
+def _diverged(value, epoch: int, step: int, steps: int, lrs: list, where: str) -> str:
+    return (
+        f"the training loss became {value} at epoch {epoch + 1}, step {step + 1} of {steps} "
+        f"(LR {lrs[step]:.4g}){where}. Training stopped; the last good checkpoint is kept. Lower max_lr "
         f"(or run the LR range test with max_lr=None) and start again."
     )
 

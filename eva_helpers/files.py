@@ -84,7 +84,12 @@ def save_json(*, obj: Any, path: str | Path) -> Path:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every RNG state a run depends on, as plain tensors and lists (loads with weights_only=True)."""
+    """The host RNG states a run depends on, as plain CPU tensors and lists (loads with weights_only=True).
+
+    No CUDA generator state: nothing here draws from it (weights are initialised on the CPU and every
+    augmentation draw comes from an explicit per-epoch generator), and one state per visible GPU
+    would not restore on a machine with fewer GPUs.
+    """
     np_state = np.random.get_state()
     state = {
         "python": _to_plain(random.getstate()),
@@ -96,19 +101,17 @@ def rng_state() -> dict[str, Any]:
         },
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what rng_state() captured."""
+    """Restore what rng_state() captured, from CPU tensors whatever device they were loaded onto."""
     random.setstate(_from_plain(state["python"]))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    key = n["key"].cpu().numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", key, n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"].cpu())
+    # a "cuda" entry (checkpoints of earlier versions) is ignored: see rng_state
 
 
 def _to_plain(x):

@@ -30,6 +30,16 @@ def epoch_seed(*, seed: int, epoch: int, rank: int = 0) -> int:
     return int(np.random.SeedSequence([seed, epoch + 1, rank]).generate_state(1, np.uint64)[0]) >> 1
 
 
+def eval_batch_size(*, n: int, cap: int) -> int:
+    """The largest batch size up to cap that divides n images, so no evaluation batch is ragged.
+
+    A compiled model would compile again for a short last batch. Where n has no divisor above cap / 4
+    (a prime number of images, say), cap itself: one ragged batch beats thousands of tiny ones.
+    """
+    best = max((d for d in range(1, min(cap, n) + 1) if n % d == 0), default=1)
+    return best if best * 4 > min(cap, n) else min(cap, n)
+
+
 class _GlobalBatches:
     """What both training loaders share: global batches drawn per epoch, each rank taking its own slice."""
 

@@ -82,6 +82,7 @@ SPEC: dict[str, Param] = {
     ),
     "channels_last": Param(bool, True, "channels_last memory format"),
     "compile": Param(bool, False, "torch.compile the model"),
+    "sync_bn": Param(bool, True, "under DDP on CUDA, BatchNorm over the global batch (SyncBatchNorm)"),
     "num_workers": Param(
         int, None, "DataLoader workers for loader='torch' (None: chosen for the machine)", low=0, nullable=True
     ),
@@ -102,7 +103,7 @@ TRAIN_PARAMS = (
     "pad", "flip", "cutout", "rotate", "rgb_shift",
     "model", "epochs", "peak_epoch", "max_lr", "div_factor", "final_div_factor", "batch_size", "momentum",
     "nesterov", "weight_decay", "label_smoothing", "finder_start_lr", "finder_end_lr", "finder_iters",
-    "seed", "device", "loader", "precision", "channels_last", "compile", "num_workers", "progress",
+    "seed", "device", "loader", "precision", "channels_last", "compile", "sync_bn", "num_workers", "progress",
     "out_dir", "resume",
 )  # fmt: skip
 

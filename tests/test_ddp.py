@@ -99,9 +99,23 @@ def _worker(argv: list[str]) -> int:
     }
     for (module, name), value in patches.items():
         setattr(module, name, value)
+    poisoned = rank == int(os.environ.get("EVA_DDP_NAN_RANK", "-1"))
+    real_loss, calls = torch.nn.CrossEntropyLoss.forward, {"n": 0}
+
+    def nan_loss(self, out, y):  # a loss that overflows on this rank only, at its third training step
+        calls["n"] += 1
+        loss = real_loss(self, out, y)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    if poisoned:
+        torch.nn.CrossEntropyLoss.forward = nan_loss
     try:
         return cli.main(argv)
+    except Exception as e:
+        record["error"] = f"{type(e).__name__}: {e}"
+        raise
     finally:
+        torch.nn.CrossEntropyLoss.forward = real_loss
         for (module, name), value in originals.items():
             setattr(module, name, value)
         (log / f"writes{rank}.json").write_text(json.dumps(writes))
@@ -139,6 +153,7 @@ def launch(
     extra: list[str] = (),
     groupnorm: bool = False,
     stop_at_epoch: int = -1,
+    nan_rank: int = -1,
     expect_ok: bool = True,
 ) -> dict:
     """Run the worker in `world` torchrun processes (world 1: in this process); return each rank's record."""
@@ -169,6 +184,7 @@ def launch(
         "EVA_DDP_LOG": str(log),
         "EVA_DDP_GROUPNORM": "1" if groupnorm else "0",
         "EVA_DDP_STOP_AT_EPOCH": str(stop_at_epoch),
+        "EVA_DDP_NAN_RANK": str(nan_rank),
     }
     if world == 1:
         threads = torch.get_num_threads()
@@ -280,19 +296,35 @@ def test_two_ranks_match_one_process_on_the_same_global_batches_and_resume(cifar
         assert h2["test_loss"] == pytest.approx(h1["test_loss"], rel=1e-4)
 
 
-def test_the_range_test_runs_on_every_rank_and_rank_0s_suggestion_is_used(cifar, tmp_path):
+def test_the_range_test_runs_on_rank_0_with_the_global_batch_and_its_suggestion_is_used(cifar, tmp_path):
+    finder = ["--max_lr", "None", "--finder_iters", "6", "--epochs", "1"]
+    launch(world=1, data_dir=cifar, out_dir=tmp_path / "one", log=tmp_path / "log1", extra=finder)
     out = tmp_path / "out"
-    ranks = launch(
-        world=2,
-        data_dir=cifar,
-        out_dir=out,
-        log=tmp_path / "log",
-        extra=["--max_lr", "None", "--finder_iters", "6", "--epochs", "1"],
-    )
+    ranks = launch(world=2, data_dir=cifar, out_dir=out, log=tmp_path / "log", extra=finder)
     assert ranks[1]["writes"] == [] and set(ranks[0]["writes"]) == PRODUCTS | {"lr_finder.json", "lr_finder.png"}
-    suggested = json.loads((out / "lr_finder.json").read_text())["suggested_lr"]
-    assert ranks[0]["max_lr"] == ranks[1]["max_lr"] == suggested
+    found = json.loads((out / "lr_finder.json").read_text())
+    alone = json.loads((tmp_path / "one" / "lr_finder.json").read_text())
+    # the same test as one process: batch 8, not each rank's 4 (whose losses differ by far more than this)
+    assert found["lr"] == pytest.approx(alone["lr"]) and found["loss"] == pytest.approx(alone["loss"], rel=1e-4)
+    assert ranks[0]["max_lr"] == ranks[1]["max_lr"] == found["suggested_lr"]
     assert torch.equal(ranks[0]["after"], ranks[1]["after"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["max_lr_source"] == "lr range test"
-    assert metrics["params"]["max_lr"] == suggested
+    assert metrics["params"]["max_lr"] == found["suggested_lr"]
+
+
+def test_a_nan_on_one_rank_stops_every_rank_with_the_message(cifar, tmp_path):
+    ranks = launch(world=2, data_dir=cifar, out_dir=tmp_path / "out", log=tmp_path / "log", nan_rank=1,
+                   expect_ok=False)  # fmt: skip
+    assert "TrainingDiverged: the training loss became nan at epoch 1, step 3 of 5" in ranks[1]["error"]
+    assert (
+        "TrainingDiverged: the training loss became not finite on another rank at epoch 1, step 3" in ranks[0]["error"]
+    )
+
+
+def test_ranks_with_different_numbers_of_evaluation_batches_finish(cifar, tmp_path):
+    # 17 held-out images: rank 0 evaluates 9 in batches of 3, rank 1 evaluates 8 in one batch
+    ranks = launch(world=2, data_dir=cifar, out_dir=tmp_path / "out", log=tmp_path / "log",
+                   extra=["--test_limit", "17", "--epochs", "1"])  # fmt: skip
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["n_test"] == 17 and metrics["finished"] and torch.equal(ranks[0]["after"], ranks[1]["after"])
