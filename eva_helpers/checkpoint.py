@@ -145,6 +145,7 @@ def model_meta(*, model: nn.Module, data: ImageData, metrics: dict[str, Any]) ->
     p = metrics["params"]
     return {
         "model": model_name(model),
+        "logit_scale": p["logit_scale"],
         "num_classes": data.num_classes,
         "classes": list(data.classes),
         "mean": list(data.mean),
@@ -154,6 +155,7 @@ def model_meta(*, model: nn.Module, data: ImageData, metrics: dict[str, Any]) ->
         "data": dict(data.args),
         "channels_last": p["channels_last"],
         "precision": metrics["precision"],
+        "tta": p["tta"],
         "compile": metrics["compile"],
         **{k: metrics[k] for k in ("device", "device_name", "cuda", "cudnn", "git_commit")},
         "epochs": p["epochs"],

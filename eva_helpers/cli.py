@@ -70,7 +70,7 @@ def run(params: dict[str, Any], *, data: ImageData | None = None) -> train.FitRe
         data = load_data(**pick(load_data, {**params, "progress": params["progress"] and rank == 0}))
         if rank == 0 and gate is not None:
             dist.barrier(group=gate)
-    model = build_model(name=params["model"], num_classes=data.num_classes, seed=params["seed"])
+    model = build_model(name=params["model"], num_classes=data.num_classes, **pick(build_model, params))
     result = train.fit(model=model, data=data, **pick(train.fit, params))
     if rank == 0:
         from .plots import save_figure, train_figures

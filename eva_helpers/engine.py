@@ -118,9 +118,14 @@ def evaluate(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = True,
+    tta: bool = False,
     progress: bool = False,
 ) -> dict:
-    """Summed cross-entropy, correct count and image count over `loader` (sums, so ranks can add them)."""
+    """Summed cross-entropy, correct count and image count over `loader` (sums, so ranks can add them).
+
+    tta: also classify each image mirrored left to right and average the two logits (flip test-time
+    augmentation; training flips images at random, so the mirror image is one the model knows).
+    """
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -129,6 +134,8 @@ def evaluate(
         x, y = _to(x, device, channels_last), y.to(device, non_blocking=True)
         with autocast(device=device, dtype=amp_dtype):
             out = model(x)
+            if tta:
+                out = (out.float() + model(x.flip(3)).float()) / 2
         loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
         correct += (out.argmax(1) == y).sum()
         seen += len(y)

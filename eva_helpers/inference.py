@@ -38,7 +38,7 @@ def load_trained(
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise ValueError(f"{path} lacks the metadata {missing}; it was written by another version. Train again.")
-    model = build_model(name=meta["model"], num_classes=meta["num_classes"])
+    model = build_model(name=meta["model"], num_classes=meta["num_classes"], logit_scale=meta.get("logit_scale", 1.0))
     try:
         model.load_state_dict(saved["model"], strict=True)  # a file for another network fails here, loudly
     except RuntimeError as e:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import torchinfo
 from torch import nn
 
-from .validate import choice, whole
+from .validate import choice, real, whole
 
 
 def _conv3x3(cin: int, cout: int, *, stride: int = 1) -> nn.Conv2d:
@@ -74,8 +74,9 @@ class CustomResNet(nn.Module):
     input_size = 32  # layer3 leaves 4x4 at 32x32 input, which the final MaxPool2d(4) turns into 1x1
     gradcam_layer_names = ("layer1", "layer2", "layer3")  # Grad-CAM targets, shallowest first
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = 10, logit_scale: float = 1.0) -> None:
         super().__init__()
+        self.logit_scale = logit_scale  # a constant, not a parameter: Page multiplies the logits by 0.125
         self.prep = _stem(64)
         self.layer1 = ResLayer(64, 128)  # 32 -> 16
         self.layer2 = ConvPoolBlock(128, 256)  # 16 -> 8
@@ -95,7 +96,7 @@ class CustomResNet(nn.Module):
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)
-        return self.fc(self.flatten(self.pool(x)))
+        return self.fc(self.flatten(self.pool(x))) * self.logit_scale
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,8 +129,9 @@ class ResNet18(nn.Module):
 
     gradcam_layer_names = ("layer2", "layer3", "layer4")  # Grad-CAM targets, shallowest first
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = 10, logit_scale: float = 1.0) -> None:
         super().__init__()
+        self.logit_scale = logit_scale  # a constant multiplying the logits, not a parameter
         self.stem = _stem(64)
         self.layer1 = self._make_layer(64, 64, stride=1)
         self.layer2 = self._make_layer(64, 128, stride=2)
@@ -147,7 +149,7 @@ class ResNet18(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(self.flatten(self.pool(x)))
+        return self.fc(self.flatten(self.pool(x))) * self.logit_scale
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,15 +159,20 @@ class ResNet18(nn.Module):
 MODELS: dict[str, type[nn.Module]] = {"custom_resnet": CustomResNet, "resnet18": ResNet18}
 
 
-def build_model(*, name: str, num_classes: int, seed: int | None = None) -> nn.Module:
-    """Return a freshly initialised model by name; with a seed, the same weights every time (global RNG untouched)."""
+def build_model(*, name: str, num_classes: int, seed: int | None = None, logit_scale: float = 1.0) -> nn.Module:
+    """Return a freshly initialised model by name; with a seed, the same weights every time (global RNG untouched).
+
+    logit_scale multiplies the logits (David Page's ResNet-9 recipe uses 0.125): with a mean loss it
+    acts like a smaller LR for the last layer and a softer softmax. It adds no parameter.
+    """
     choice("model", name, MODELS)
     whole("num_classes", num_classes, low=2, hint="pass the dataset's class count")
+    real("logit_scale", logit_scale, low=0, low_open=True)
     if seed is None:
-        return MODELS[name](num_classes=num_classes)
+        return MODELS[name](num_classes=num_classes, logit_scale=logit_scale)
     with torch.random.fork_rng(devices=[]):  # initialisation draws from torch's CPU generator only
         torch.manual_seed(whole("seed", seed, low=0))
-        return MODELS[name](num_classes=num_classes)
+        return MODELS[name](num_classes=num_classes, logit_scale=logit_scale)
 
 
 def model_name(model: nn.Module) -> str | None:

@@ -61,6 +61,8 @@ SPEC: dict[str, Param] = {
     "nesterov": Param(bool, True, "Nesterov momentum"),
     "weight_decay": Param(float, 5e-4, "L2 weight decay", low=0),
     "label_smoothing": Param(float, 0.0, "cross-entropy label smoothing", low=0, high=1, high_open=True),
+    "logit_scale": Param(float, 1.0, "multiply the logits by this (David Page's recipe: 0.125)", low=0, low_open=True),
+    "tta": Param(bool, False, "evaluate on each image and its mirror image, logits averaged"),
     # LR range test
     "finder_start_lr": Param(float, 1e-5, "LR range test: first LR", low=0, low_open=True),
     "finder_end_lr": Param(float, 10.0, "LR range test: last LR", low=0, low_open=True),
@@ -102,7 +104,8 @@ TRAIN_PARAMS = (
     "dataset", "data_dir", "download", "cache_dir", "skip_bad_images", "train_limit", "test_limit", "split_seed",
     "pad", "flip", "cutout", "rotate", "rgb_shift",
     "model", "epochs", "peak_epoch", "max_lr", "div_factor", "final_div_factor", "batch_size", "momentum",
-    "nesterov", "weight_decay", "label_smoothing", "finder_start_lr", "finder_end_lr", "finder_iters",
+    "nesterov", "weight_decay", "label_smoothing", "logit_scale", "tta", "finder_start_lr", "finder_end_lr",
+    "finder_iters",
     "seed", "device", "loader", "precision", "channels_last", "compile", "sync_bn", "num_workers", "progress",
     "out_dir", "resume",
 )  # fmt: skip

@@ -170,6 +170,7 @@ def fit(
     loader: str = "auto",
     precision: str = "auto",
     channels_last: bool = True,
+    tta: bool = False,
     compile: bool = False,
     sync_bn: bool = True,
     num_workers: int | None = None,
@@ -191,7 +192,8 @@ def fit(
     rank, world, dev, amp_dtype = setup.rank, setup.world, setup.device, setup.amp_dtype
     ran = precision_name(amp_dtype)
     paths = {k: Path(out_dir) / f"{k}.{ext}" for k, ext in _PRODUCTS.items()}
-    identity = {**hyper, **{f"data.{k}": v for k, v in data.args.items()}}  # what a resumed run must share
+    identity = {**hyper, "logit_scale": getattr(model, "logit_scale", 1.0),
+                **{f"data.{k}": v for k, v in data.args.items()}}  # what a resumed run must share  # fmt: skip
     state = load_checkpoint(path=paths["checkpoint"], resume=resume, identity=identity, device=dev, rank=rank)
 
     finder = None
@@ -217,7 +219,8 @@ def fit(
         log = restore(state=state, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, precision=ran)
 
     record = {
-        "params": {**hyper, "model": model_name(model), "max_lr": max_lr, "augment": setup.augment},
+        "params": {**hyper, "model": model_name(model), "logit_scale": identity["logit_scale"], "max_lr": max_lr,
+                   "augment": setup.augment},
         "data": data.args, "device": str(dev), "precision": ran, "compile": compile, **provenance(dev),
         "world_size": world, "seed": seed, "versions": versions(), "test_split": data.test_split,
         "classes": data.classes, "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test)),
@@ -231,7 +234,8 @@ def fit(
         tr = train_epoch(model=net, loader=setup.train_loader, optimizer=optimizer, scheduler=scheduler,
                          criterion=criterion, device=dev, amp_dtype=amp_dtype, scaler=scaler, epoch=epoch,
                          channels_last=channels_last, progress=show)  # fmt: skip
-        ev = evaluate(model=net, loader=setup.test_loader, device=dev, amp_dtype=amp_dtype, channels_last=channels_last)
+        ev = evaluate(model=net, loader=setup.test_loader, device=dev, amp_dtype=amp_dtype, channels_last=channels_last,
+                      tta=tta)  # fmt: skip
         loss, correct, seen, ev_loss, ev_correct, ev_seen = all_reduce_sum(
             [tr["loss"], tr["correct"], tr["seen"], ev["loss_sum"], ev["correct"], ev["seen"]], dev
         )

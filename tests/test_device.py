@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from eva_helpers import device as dev
-from eva_helpers.engine import train_epoch
 from eva_helpers.loaders import eval_batch_size
 from eva_helpers.models import build_model
 from eva_helpers.train import make_sgd, tune_backends
@@ -98,22 +97,6 @@ def test_cuda_gets_cudnn_autotuning_and_fused_sgd(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
     make_sgd(model=model, lr=0.1)
     assert made["fused"] is True
-
-
-def test_an_epoch_reads_the_device_only_at_its_checks_when_progress_is_off(monkeypatch):
-    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
-    batches = [(torch.randn(4, 3, 2, 2), torch.randint(0, 3, (4,))) for _ in range(40)]
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    reads = {"item": 0, "tolist": 0}
-    item, tolist = torch.Tensor.item, torch.Tensor.tolist
-    monkeypatch.setattr(torch.Tensor, "item", lambda self: reads.__setitem__("item", reads["item"] + 1) or item(self))
-    monkeypatch.setattr(
-        torch.Tensor, "tolist", lambda self: reads.__setitem__("tolist", reads["tolist"] + 1) or tolist(self)
-    )
-    train_epoch(model=model, loader=batches, optimizer=optimizer, scheduler=scheduler, criterion=nn.CrossEntropyLoss(),
-                device=torch.device("cpu"), channels_last=False, progress=False, check_every=20)  # fmt: skip
-    assert reads == {"item": 2, "tolist": 2}  # the epoch's loss and accuracy; one read per 20-step check
 
 
 SIZES = [(10000, 512, 500), (10000, 1000, 1000), (33000, 1000, 1000), (16500, 1000, 825), (9973, 512, 512),

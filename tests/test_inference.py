@@ -47,6 +47,8 @@ def test_load_trained_gives_the_saved_weights_in_eval_mode(saved):
     for k, v in model.state_dict().items():
         assert torch.equal(net.state_dict()[k], v), k
     assert load_trained(checkpoint=out / "model.pt")[1] == got
+    save_torch(obj={"model": model.state_dict(), "meta": meta(logit_scale=0.125)}, path=out / "scaled.pt")
+    assert load_trained(checkpoint=out / "scaled.pt")[0].logit_scale == 0.125  # the logits it was trained with
 
 
 def test_load_trained_refuses_other_files_loudly(tmp_path, saved):

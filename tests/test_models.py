@@ -123,3 +123,15 @@ def test_model_name_sees_through_wrappers():
     model = build_model(name="resnet18", num_classes=10)
     assert model_name(model) == "resnet18" and model_name(nn.Linear(2, 2)) is None
     assert model_name(torch.nn.DataParallel(model)) == "resnet18"
+
+
+@pytest.mark.parametrize("name", ["custom_resnet", "resnet18"])
+def test_the_logit_scale_multiplies_the_logits_and_adds_no_parameter(name):
+    plain = build_model(name=name, num_classes=10, seed=3).eval()
+    scaled = build_model(name=name, num_classes=10, seed=3, logit_scale=0.125).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(scaled(x), plain(x) * 0.125)
+    assert count_params(scaled) == count_params(plain) and scaled.state_dict().keys() == plain.state_dict().keys()
+    with pytest.raises(ValueError, match="logit_scale=0"):
+        build_model(name=name, num_classes=10, logit_scale=0)

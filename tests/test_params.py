@@ -96,7 +96,10 @@ def test_pick_takes_a_functions_keyword_arguments_from_the_parameters():
         knobs = {n for n, p in inspect.signature(fn).parameters.items() if p.default is not inspect.Parameter.empty}
         assert set(got) == knobs & set(params) and all(got[k] == params[k] for k in got)
     assert "model" not in pick(fit, params)  # fit's model is the network; params["model"] is its name
-    assert set(pick(fit, params)) | set(pick(load_data, params)) | {"model"} == set(TRAIN_PARAMS)
+    from eva_helpers.models import build_model
+
+    knobs = set(pick(fit, params)) | set(pick(load_data, params)) | set(pick(build_model, params))
+    assert knobs | {"model"} == set(TRAIN_PARAMS)
 
 
 @pytest.mark.parametrize(
