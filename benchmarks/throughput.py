@@ -15,6 +15,7 @@ from eva_helpers.data import ImageData
 from eva_helpers.device import auto_workers, pick_device, precision_name
 from eva_helpers.models import build_model
 from eva_helpers.train import make_sgd, prepare
+from eva_helpers.validate import whole
 
 # Throughput settings: (warmup steps, timed steps, interleaved repeats) per mode and device kind.
 # The warmup absorbs one-off costs (cuDNN/oneDNN kernel choice, torch.compile, DataLoader worker start).
@@ -163,8 +164,7 @@ def throughput(
         ("warmup", warmup, 0),
         ("batch_size", batch_size, 1),
     ):
-        if value < low:
-            raise ValueError(f"--{name} {value} must be >= {low}.")
+        whole(f"--{name}", value, low=low)
     if num_workers is None:
         workers, why = (
             (SEED_WORKERS_CUDA, "seed notebooks' Colab setting")
