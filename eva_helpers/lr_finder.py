@@ -1,16 +1,19 @@
-"""The LR range test, through torch-lr-finder, made safe for NaN losses and quiet."""
+"""The LR range test through torch-lr-finder (safe for NaN losses, quiet), and the rules that read its suggestion."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import io
+import warnings
 from unittest import mock
 
 import numpy as np
 import torch
 import torch_lr_finder.lr_finder
 from torch_lr_finder import LRFinder, TrainDataLoaderIter
+
+from .validate import choice
 
 
 class _Diverged(Exception):
@@ -57,6 +60,60 @@ def steepest_lr(*, lr, loss, skip_start: int = 10, skip_end: int = 5) -> float:
     return float(window_lr[np.gradient(window_loss).argmin()])
 
 
+RULES = ("valley", "steep", "minimum")  # how a suggestion is read off the curve; lr_rule picks one
+MIN_DROP = 0.05  # a curve whose loss never falls by 5% of its start has no usable descent
+
+
+def suggest(*, lr, loss) -> tuple[dict[str, float], str | None]:
+    """Each rule's LR, all of them read off the descending part of the curve (before the loss minimum).
+
+    - valley: the middle of the longest stretch over which the loss keeps falling (fastai's idea);
+    - steep: where the loss falls fastest, after the first points (torch-lr-finder's rule, cut at the minimum);
+    - minimum: a tenth of the LR at the loss minimum.
+
+    Past the minimum the loss has blown up, and a later dip (the loss falling back from its blow-up
+    before it diverges) is no place to train at. Returns ({rule: lr}, None), or, for a curve with no
+    usable descent (flat, or rising from the start), every rule at a tenth of the lowest-loss LR and a
+    warning saying what to try.
+    """
+    lr, loss = np.asarray(lr, dtype=float), np.asarray(loss, dtype=float)
+    keep = np.isfinite(loss)
+    lr, loss = lr[keep], loss[keep]
+    if len(loss) < 3:
+        raise ValueError(
+            f"the range test has only {len(loss)} finite points; raise finder_iters or lower finder_start_lr."
+        )
+    low = int(loss.argmin())
+    drop = (loss[0] - loss[low]) / max(abs(loss[0]), 1e-12)
+    if low < 2 or drop < MIN_DROP:
+        fallback = float(lr[low] / 10)
+        why = (f"the LR range test found no usable descent: the loss went from {loss[0]:.3g} to at best "
+               f"{loss[low]:.3g} at LR {lr[low]:.2g} ({100 * drop:.0f}% lower), so the curve is flat or rises from the "
+               f"start. Its suggestion {fallback:.2g} is a guess; lower finder_start_lr, raise finder_iters, or give "
+               "max_lr yourself (the recipe's value in configs/).")  # fmt: skip
+        return dict.fromkeys(RULES, fallback), why
+    descent = loss[: low + 1]
+    skip = min(len(descent) // 4, 10)  # the first points are the noisiest
+    steep = skip + int(np.gradient(descent)[skip:].argmin()) if len(descent) - skip >= 2 else low
+    return {
+        "valley": float(lr[_valley_middle(descent)]),
+        "steep": float(lr[steep]),
+        "minimum": float(lr[low] / 10),
+    }, None
+
+
+def _valley_middle(loss: np.ndarray) -> int:
+    """The index halfway along the longest strictly falling subsequence of loss (in log-LR steps)."""
+    n = len(loss)
+    length, start = [1] * n, list(range(n))
+    for i in range(n):
+        for j in range(i):
+            if loss[j] > loss[i] and length[j] + 1 > length[i]:
+                length[i], start[i] = length[j] + 1, start[j]
+    end = max(range(n), key=lambda i: (length[i], -i))  # the longest; of equals, the first to end
+    return (start[end] + end) // 2
+
+
 def lr_range_test(
     *,
     model: torch.nn.Module,
@@ -69,14 +126,17 @@ def lr_range_test(
     num_iter: int = 100,
     amp_dtype: torch.dtype | None = None,
     diverge_th: float = 5.0,
+    rule: str = "valley",
     progress: bool = True,
 ) -> dict:
     """Run an exponential LR range test and restore the model and optimizer afterwards.
 
-    Returns {"suggested_lr", "lr", "loss", "diverged"}: the curve (smoothed losses, as torch-lr-finder
-    records them) and the steepest-descent suggestion. The test stops early, cleanly, when the loss
-    exceeds diverge_th times its best or becomes NaN/inf.
+    Returns {"suggested_lr", "rule", "suggestions", "lr", "loss", "diverged", "warning"}: the curve
+    (smoothed losses, as torch-lr-finder records them), every rule's LR (see suggest) and the chosen
+    rule's. The test stops early, cleanly, when the loss exceeds diverge_th times its best or becomes
+    NaN/inf. A curve with no usable descent warns (and "warning" says so too).
     """
+    choice("lr_rule", rule, RULES)
     amp = {}
     if amp_dtype is not None:
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -112,4 +172,8 @@ def lr_range_test(
         diverged = True
     elif n and loss[-1] > diverge_th * min(loss):
         diverged = True
-    return {"suggested_lr": steepest_lr(lr=lr, loss=loss), "lr": lr, "loss": loss, "diverged": diverged}
+    suggestions, why = suggest(lr=lr, loss=loss)
+    if why:
+        warnings.warn(why, stacklevel=2)
+    return {"suggested_lr": suggestions[rule], "rule": rule, "suggestions": suggestions, "lr": lr, "loss": loss,
+            "diverged": diverged, "warning": why}  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 from .data import DATASETS
 from .device import PRECISIONS, check_device_name
 from .loaders import LOADERS
+from .lr_finder import RULES
 from .models import MODELS
 from .validate import choice, nearest_name, real, whole
 
@@ -67,6 +68,7 @@ SPEC: dict[str, Param] = {
     "finder_start_lr": Param(float, 1e-5, "LR range test: first LR", low=0, low_open=True),
     "finder_end_lr": Param(float, 10.0, "LR range test: last LR", low=0, low_open=True),
     "finder_iters": Param(int, 100, "LR range test: steps", low=2),
+    "lr_rule": Param(str, "valley", "LR range test: how the suggestion is read off the curve", choices=RULES),
     # machine
     "seed": Param(int, 1, "seed for weights, shuffling and augmentation", low=0),
     "device": Param(str, "auto", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
@@ -105,7 +107,7 @@ TRAIN_PARAMS = (
     "pad", "flip", "cutout", "rotate", "rgb_shift",
     "model", "epochs", "peak_epoch", "max_lr", "div_factor", "final_div_factor", "batch_size", "momentum",
     "nesterov", "weight_decay", "label_smoothing", "logit_scale", "tta", "finder_start_lr", "finder_end_lr",
-    "finder_iters",
+    "finder_iters", "lr_rule",
     "seed", "device", "loader", "precision", "channels_last", "compile", "sync_bn", "num_workers", "progress",
     "out_dir", "resume",
 )  # fmt: skip

@@ -123,8 +123,8 @@ def make_sgd(*, model: nn.Module, lr: float, momentum: float = 0.9, nesterov: bo
 
 
 def lr_test(*, setup: Setup, finder_start_lr: float = 1e-5, finder_end_lr: float = 10.0, finder_iters: int = 100,
-            momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 5e-4, label_smoothing: float = 0.0,
-            progress: bool = True) -> dict[str, Any] | None:  # fmt: skip
+            lr_rule: str = "valley", momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 5e-4,
+            label_smoothing: float = 0.0, progress: bool = True) -> dict[str, Any] | None:  # fmt: skip
     """The LR range test with the recipe's optimiser, loss, loader and precision; the model is restored after.
 
     Under DDP it runs on rank 0 alone, on the global batch that training steps with, and returns None on
@@ -140,7 +140,7 @@ def lr_test(*, setup: Setup, finder_start_lr: float = 1e-5, finder_end_lr: float
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     return lr_range_test(model=setup.model, optimizer=sgd, criterion=criterion, train_loader=setup.train_loader,
                          device=setup.device, start_lr=finder_start_lr, end_lr=finder_end_lr, num_iter=finder_iters,
-                         amp_dtype=setup.amp_dtype, progress=progress)  # fmt: skip
+                         amp_dtype=setup.amp_dtype, rule=lr_rule, progress=progress)  # fmt: skip
 
 
 def fit(
@@ -160,6 +160,7 @@ def fit(
     finder_start_lr: float = 1e-5,
     finder_end_lr: float = 10.0,
     finder_iters: int = 100,
+    lr_rule: str = "valley",
     pad: int | None = None,
     flip: bool = True,
     cutout: int | None = None,

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch_lr_finder import LRFinder
 
-from eva_helpers.lr_finder import lr_range_test, steepest_lr
+from eva_helpers.lr_finder import RULES, lr_range_test, steepest_lr, suggest
 
 
 def batches(n=8, seed=0):
@@ -21,6 +21,7 @@ def small_model():
     return nn.Sequential(nn.Linear(10, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
 
 
+@pytest.mark.filterwarnings("ignore:the LR range test found no usable descent")
 def test_returns_curve_and_suggestion_and_restores_model_and_optimizer():
     model = small_model()
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
@@ -38,13 +39,14 @@ def test_returns_curve_and_suggestion_and_restores_model_and_optimizer():
     )
     assert len(got["lr"]) == len(got["loss"]) == 30
     assert got["lr"][0] == pytest.approx(1e-4, rel=0.5) and got["lr"] == sorted(got["lr"])
-    assert got["suggested_lr"] == steepest_lr(lr=got["lr"], loss=got["loss"])
+    assert got["suggested_lr"] == suggest(lr=got["lr"], loss=got["loss"])[0]["valley"]  # the default rule
     assert got["diverged"] is False
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k  # weights and BN statistics restored
     assert repr(opt.state_dict()) == opt_before
 
 
+@pytest.mark.filterwarnings("ignore:the LR range test found no usable descent")
 def test_nan_loss_stops_cleanly_and_still_suggests():
     calls = {"n": 0}
 
@@ -66,7 +68,7 @@ def test_nan_loss_stops_cleanly_and_still_suggests():
     )
     assert got["diverged"] is True
     assert len(got["loss"]) == 20 and np.isfinite(got["loss"]).all()
-    assert got["suggested_lr"] == steepest_lr(lr=got["lr"], loss=got["loss"])
+    assert got["suggested_lr"] == suggest(lr=got["lr"], loss=got["loss"])[0]["valley"]
 
 
 def test_exploding_loss_stops_early():
@@ -108,3 +110,71 @@ def test_steepest_lr_is_torch_lr_finders_own_suggestion():
         finder.history = {"lr": lr.tolist(), "loss": loss.tolist()}
         _, theirs = finder.plot(skip_start=10, skip_end=5, suggest_lr=True, ax=Figure().subplots())
         assert steepest_lr(lr=lr, loss=loss) == theirs
+
+
+def _curve(points):
+    """A piecewise-linear loss over log10(LR) through the (log10 lr, loss) points, on 100 LRs from 1e-5 to 10."""
+    lr = np.logspace(-5, 1, 100)
+    xs, ys = zip(*points)
+    return lr, np.interp(np.log10(lr), xs, ys)
+
+
+def test_every_rule_falls_before_the_minimum_on_a_curve_that_blows_up_and_dips_again():
+    # The README's picture at the recipe's scale: 2.87 at the start, the minimum 2.19 at 5.3e-3, a climb to
+    # 8.6 at 0.35, a dip to 5.6 at 2.9, then divergence. Steepest descent over the whole curve picks the dip.
+    lr, loss = _curve([(-5, 2.87), (-3.5, 2.8), (-2.28, 2.19), (-0.46, 8.6), (0.46, 5.6), (1, 9.0)])
+    minimum_lr = lr[loss.argmin()]
+    assert steepest_lr(lr=lr, loss=loss) > minimum_lr  # the old rule: on the dip, after the loss blew up
+    got, warning = suggest(lr=lr, loss=loss)
+    assert warning is None and set(got) == set(RULES)
+    assert all(value < minimum_lr for value in got.values()), got
+    assert got["minimum"] == pytest.approx(minimum_lr / 10)
+    assert 10**-3.5 <= got["steep"] <= minimum_lr  # the steep part of the descent, not its flat start
+
+
+def test_valley_is_the_middle_of_the_longest_fall():
+    lr, loss = _curve([(-5, 3.0), (-4, 3.0), (-3, 2.0), (-1, 1.0), (0, 4.0), (1, 9.0)])
+    got, _ = suggest(lr=lr, loss=loss)
+    # the fall runs from 1e-4 to 1e-1, so its middle lies near 10 ** -2.5
+    assert 10**-3 <= got["valley"] <= 10**-2
+
+
+@pytest.mark.parametrize("shape", ["flat", "rising"])
+def test_a_curve_without_a_descent_warns_what_to_try(shape):
+    points = [(-5, 2.3), (1, 2.29)] if shape == "flat" else [(-5, 2.3), (1, 7.0)]
+    lr, loss = _curve(points)
+    got, warning = suggest(lr=lr, loss=loss)
+    assert "no usable descent" in warning and "finder_start_lr" in warning and "max_lr" in warning
+    assert len(set(got.values())) == 1  # no rule pretends to read anything off it
+
+
+@pytest.mark.filterwarnings("ignore:the LR range test found no usable descent")  # a tiny model barely moves
+def test_the_range_test_records_every_rule_and_the_chosen_one():
+    model = small_model()
+    got = lr_range_test(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=1e-4),
+                        criterion=nn.CrossEntropyLoss(), train_loader=batches(), device=torch.device("cpu"),
+                        start_lr=1e-4, end_lr=1.0, num_iter=30, rule="steep")  # fmt: skip
+    assert got["rule"] == "steep" and got["suggested_lr"] == got["suggestions"]["steep"]
+    assert set(got["suggestions"]) == set(RULES)
+    with pytest.raises(ValueError, match="lr_rule='flat'"):
+        lr_range_test(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=1e-4),
+                      criterion=nn.CrossEntropyLoss(), train_loader=batches(), device=torch.device("cpu"),
+                      rule="flat")  # fmt: skip
+
+
+def test_the_steep_rule_is_torch_lr_finders_where_that_one_is_sound():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    rng = np.random.default_rng(1)
+    for _ in range(5):  # falls, bottoms out, then rises: the library's pick lies before the minimum here
+        lr = np.logspace(-5, 1, 100)
+        x = np.log10(lr)
+        loss = 2.3 - 1.2 / (1 + np.exp(-(x + 3) * 3)) + np.clip(x + 0.5, 0, None) ** 2 + rng.normal(0, 0.005, 100)
+        finder = LRFinder.__new__(LRFinder)
+        finder.history = {"lr": lr.tolist(), "loss": loss.tolist()}
+        _, theirs = finder.plot(skip_start=10, skip_end=5, suggest_lr=True, ax=Figure().subplots())
+        assert theirs < lr[loss.argmin()]
+        assert suggest(lr=lr, loss=loss)[0]["steep"] == theirs

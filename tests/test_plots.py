@@ -105,16 +105,21 @@ def test_plot_augmentations_rows_and_reproducible():
     assert cutout.random_generator.bit_generator.state == state  # the caller's transform is not consumed
 
 
-def test_plot_lr_finder_marks_the_suggestion():
+def test_plot_lr_finder_marks_every_rule_and_the_chosen_one():
     lr = np.logspace(-5, 0, 50)
-    loss = np.linspace(2.3, 1.0, 50)
-    fig = plots.plot_lr_finder(lr=lr, loss=loss, suggested_lr=1e-3)
+    loss = np.concatenate([np.linspace(2.3, 1.0, 40), np.linspace(1.2, 6.0, 10)])
+    suggestions = {"valley": 1e-3, "steep": 3e-3, "minimum": 1e-2}
+    fig = plots.plot_lr_finder(lr=lr, loss=loss, suggestions=suggestions, rule="steep", diverged=True)
     (ax,) = fig.axes
-    assert ax.get_xscale() == "log"
-    assert "1.00e-03" in _texts(fig)
-    assert len(ax.collections) == 1  # the marker
+    assert ax.get_xscale() == "log" and "smoothed" in ax.get_ylabel() and "diverged" in ax.get_title()
+    texts = _texts(fig)
+    assert "steep: 3.00e-03 (chosen)" in texts and "valley: 1.00e-03" in texts
+    sizes = [float(c.get_sizes()[0]) for c in ax.collections if len(c.get_sizes())]
+    assert len(sizes) == 3 and max(sizes) == sizes[1]  # the chosen rule is drawn largest
+    shaded = ax.patches[0].get_x()  # the shading starts at the loss minimum
+    assert shaded == pytest.approx(lr[39])
     with pytest.raises(ValueError, match="same length"):
-        plots.plot_lr_finder(lr=lr, loss=loss[:-1], suggested_lr=1e-3)
+        plots.plot_lr_finder(lr=lr, loss=loss[:-1])
 
 
 def test_plot_lr_schedule_x_in_epochs_with_peak():

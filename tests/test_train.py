@@ -72,6 +72,8 @@ def test_fit_writes_every_product(cifar, tmp_path):
     assert result.metrics == metrics and result.history == metrics["history"]
     finder = json.loads((out / "lr_finder.json").read_text())
     assert finder["suggested_lr"] == max_lr and len(finder["lr"]) == len(finder["loss"]) > 0
+    assert finder["rule"] == "valley" and finder["suggestions"]["valley"] == max_lr
+    assert set(finder["suggestions"]) == {"valley", "steep", "minimum"}
     saved = torch.load(out / "model.pt", weights_only=True)
     assert set(saved) == {"model", "meta"} and saved["meta"]["num_classes"] == 10
     model, meta = load_trained(out_dir=out)
@@ -81,6 +83,7 @@ def test_fit_writes_every_product(cifar, tmp_path):
         assert torch.equal(model.state_dict()[k], v)
 
 
+@pytest.mark.slow  # three trainings
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(cifar, tmp_path, monkeypatch):
     full_weights, full = train(recipe(cifar, tmp_path / "full"))
 
@@ -275,6 +278,7 @@ def test_sigkill_at_any_moment_then_resume_gives_the_same_weights(cifar, tmp_pat
         ]  # a killed write's temp file is cleaned up
 
 
+@pytest.mark.slow  # three trainings
 def test_the_same_seed_gives_the_same_metrics_and_another_seed_does_not(cifar, tmp_path):
     a = train(recipe(cifar, tmp_path / "a", epochs=1))[1]
     b = train(recipe(cifar, tmp_path / "b", epochs=1))[1]

@@ -11,27 +11,36 @@ from matplotlib.ticker import MaxNLocator
 from ..validate import whole
 from .common import _subplots
 
+RULE_COLOURS = {"valley": "tab:green", "steep": "tab:orange", "minimum": "tab:purple"}
 
-def plot_lr_finder(*, lr: Sequence[float], loss: Sequence[float], suggested_lr: float | None) -> Figure:
-    """Loss against learning rate (log x) from the LR range test, with the suggested learning rate marked."""
+
+def plot_lr_finder(*, lr: Sequence[float], loss: Sequence[float], suggestions: Mapping[str, float] | None = None,
+                   rule: str | None = None, diverged: bool = False) -> Figure:  # fmt: skip
+    """The LR range test's smoothed loss against the LR (log x): every rule's suggestion, the chosen one large.
+
+    What lies past the loss minimum is shaded: there the loss has blown up, and no suggestion is read there.
+    """
     lr, loss = np.asarray(lr, dtype=float), np.asarray(loss, dtype=float)
     if lr.ndim != 1 or lr.shape != loss.shape or len(lr) < 2:
         raise ValueError(f"lr and loss must be 1-D and the same length (>= 2), got {lr.shape} and {loss.shape}")
     if (lr <= 0).any():
         raise ValueError("learning rates must be > 0 for a log axis")
-    fig, ax = _subplots(figsize=(7, 4))
-    ax.plot(lr, loss, label="loss")
+    fig, ax = _subplots(figsize=(7.5, 4.2))
+    ax.plot(lr, loss, color="tab:blue", label="training loss (smoothed)")
     ax.set_xscale("log")
-    if suggested_lr is not None:
-        at = float(np.interp(np.log(suggested_lr), np.log(lr), loss))
-        ax.scatter([suggested_lr], [at], s=80, color="tab:red", zorder=3, label=f"suggested lr {suggested_lr:.2e}")
-        ax.annotate(
-            f"{suggested_lr:.2e}", (suggested_lr, at), textcoords="offset points", xytext=(8, 8), color="tab:red"
-        )
+    finite = np.isfinite(loss)
+    low = int(np.flatnonzero(finite)[loss[finite].argmin()])
+    ax.axvspan(lr[low], lr[-1], color="tab:gray", alpha=0.15, label="past the minimum: not used")
+    for name, value in (suggestions or {}).items():
+        at = float(np.interp(np.log(value), np.log(lr), loss))
+        chosen = name == rule
+        ax.scatter([value], [at], s=140 if chosen else 45, zorder=3, color=RULE_COLOURS.get(name, "tab:red"),
+                   edgecolors="black" if chosen else "none",
+                   label=f"{name}: {value:.2e}" + (" (chosen)" if chosen else ""))  # fmt: skip
     ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("training loss")
-    ax.set_title("LR range test")
-    ax.legend()
+    ax.set_ylabel("training loss (smoothed)")
+    ax.set_title("LR range test" + (": stopped early, the loss diverged" if diverged else ""))
+    ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -97,7 +106,8 @@ def train_figures(*, result) -> dict[str, Figure]:
     m, figures = result.metrics, {}
     if result.lr_finder is not None:
         f = result.lr_finder
-        figures["lr_finder"] = plot_lr_finder(lr=f["lr"], loss=f["loss"], suggested_lr=f["suggested_lr"])
+        figures["lr_finder"] = plot_lr_finder(lr=f["lr"], loss=f["loss"], suggestions=f.get("suggestions"),
+                                              rule=f.get("rule"), diverged=f.get("diverged", False))  # fmt: skip
     figures["lr_schedule"] = plot_lr_schedule(
         lrs=m["lr_per_step"], steps_per_epoch=m["steps_per_epoch"], peak_epoch=m["params"]["peak_epoch"]
     )
