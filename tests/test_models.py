@@ -57,16 +57,25 @@ def test_forward_shapes_channels_last_and_bf16(name, size):
         torch.testing.assert_close(out_cl, ref, rtol=1e-4, atol=1e-4)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out_bf16 = model_cl(x.to(memory_format=torch.channels_last))
-    assert out_bf16.shape == (2, 7) and torch.isfinite(out_bf16.float()).all()
+    # bf16 keeps 8 bits of mantissa: the logits agree with fp32 to about 1e-2 of their spread, not exactly
+    assert out_bf16.shape == (2, 7)
+    assert (out_bf16.float() - ref).abs().max() < 0.05 * ref.abs().max() + 0.05
 
 
-def test_custom_resnet_trains_one_step_in_train_mode():
+def test_custom_resnet_learns_a_batch_in_train_mode():
     torch.manual_seed(0)
     model = build_model(name="custom_resnet", num_classes=10).train()
-    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
-    loss = nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    assert all(p.grad is not None for p in model.parameters())
+    x, y = torch.randn(8, 3, 32, 32), torch.arange(8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(5):  # every parameter gets a gradient, and a few steps fit one fixed batch
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
 
 
 def test_custom_resnet_rejects_other_image_sizes_with_a_hint():

@@ -12,16 +12,6 @@ from eva_helpers.params import SPEC, TRAIN_PARAMS, check_params
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def test_the_five_numbered_notebooks_are_there():
-    assert [p.stem for p in NOTEBOOKS] == [
-        "01_dataset_stats",
-        "02_augmentation_preview",
-        "03_lr_range_test",
-        "04_train_ocp",
-        "05_misclassified_gradcam",
-    ]
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_first_code_cell_holds_commented_literal_parameters(path):
     nb = nbformat.read(path, 4)
