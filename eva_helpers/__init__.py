@@ -21,11 +21,11 @@ _NAMES = {  # module: the names the notebooks use from it
     "models": ("build_model", "count_params", "model_summary", "gradcam_layers"),
     "device": ("pick_device", "seed_everything"),
     "train": ("prepare", "lr_test", "fit"),
-    "inference": ("load_trained", "load_image", "predict_logits", "top_classes"),
-    "analysis": ("error_report", "explain", "gradcam", "overlay"),
+    "inference": ("load_trained", "load_image", "predict_logits", "top_classes", "predict_images"),
+    "analysis": ("error_report", "explain", "gradcam", "overlay", "top_class_cams"),
     "plots": ("plot_samples", "plot_class_counts", "plot_augmentations", "plot_lr_finder", "plot_lr_schedule",
               "plot_history", "plot_misclassified", "plot_confusion_matrix", "plot_per_class_accuracy", "plot_gradcam",
-              "save_figure", "train_figures"),
+              "plot_predictions", "save_figure", "train_figures"),
     "files": ("save_json", "load_torch"),
 }
 # fmt: on
@@ -47,7 +47,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for editors and type checkers, which do not run __getattr__
-    from .analysis import error_report, explain, gradcam, overlay  # noqa: F401
+    from .analysis import error_report, explain, gradcam, overlay, top_class_cams  # noqa: F401
     from .augment import albumentations_steps, albumentations_train, batch_preview, resolve_augment  # noqa: F401
     from .data import (  # noqa: F401
         DataError,
@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # for editors and type checkers, which do not run __getattr__
     )
     from .device import pick_device, seed_everything  # noqa: F401
     from .files import load_torch, save_json  # noqa: F401
-    from .inference import load_image, load_trained, predict_logits, top_classes  # noqa: F401
+    from .inference import load_image, load_trained, predict_images, predict_logits, top_classes  # noqa: F401
     from .models import build_model, count_params, gradcam_layers, model_summary  # noqa: F401
     from .params import TRAIN_PARAMS, check_params, pick, read_config  # noqa: F401
     from .plots import (  # noqa: F401
@@ -74,6 +74,7 @@ if TYPE_CHECKING:  # for editors and type checkers, which do not run __getattr__
         plot_lr_schedule,
         plot_misclassified,
         plot_per_class_accuracy,
+        plot_predictions,
         plot_samples,
         save_figure,
         train_figures,

@@ -145,6 +145,17 @@ def explain(
     }
 
 
+def top_class_cams(*, model: nn.Module, meta: Mapping, predictions: Sequence[Mapping]) -> np.ndarray:
+    """Grad-CAM heatmaps (N, H, W) at the deepest layer for each prediction's top class (inference.predict_images)."""
+    images = np.stack([p["image"] for p in predictions])
+    deepest = dict(list(gradcam_layers(model).items())[-1:])
+    tops = [list(meta["classes"]).index(p["top"][0]["class"]) for p in predictions]
+    cams = explain(
+        model=model, images=images, mean=meta["mean"], std=meta["std"], targets={"top": tops}, layers=deepest
+    )
+    return next(iter(cams.values()))
+
+
 def overlay(*, image: np.ndarray, heatmap: np.ndarray, image_weight: float = 0.5) -> np.ndarray:
     """The image (H, W, 3) uint8 with `heatmap` (H, W) in [0, 1] blended over it, as uint8."""
     image = np.asarray(image)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data.folders import IMAGE_EXTENSIONS, is_junk
 from .device import pick_device
 from .files import load_torch
 from .models import build_model
@@ -140,3 +141,37 @@ def top_classes(
     probs = torch.from_numpy(logits).softmax(1)
     p, idx = probs.topk(k, dim=1)
     return [[(meta["classes"][int(c)], float(v)) for v, c in zip(row_p, row_i)] for row_p, row_i in zip(p, idx)]
+
+
+def image_files(images: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The files that `images` names: one file, a list of files, or every image file in a folder (sorted)."""
+    given = [images] if isinstance(images, (str, Path)) else list(images)
+    if not given:
+        raise ValueError("images is empty; give an image file, a list of files, or a folder of images.")
+    files = []
+    for item in map(Path, given):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and not is_junk(p.name)
+                           and p.suffix.lower() in IMAGE_EXTENSIONS)  # fmt: skip
+            if not found:
+                raise ValueError(f"the folder {item} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); "
+                                 "put your pictures there, or name the files themselves.")  # fmt: skip
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"{item} does not exist; give an image file, a list of files, or a folder.")
+    return files
+
+
+def predict_images(*, model: nn.Module, meta: dict[str, Any], images, k: int = 5) -> list[dict[str, Any]]:
+    """Your own pictures through the model: [{"path", "image" (uint8, the model's size), "top": [{"class", "prob"}]}].
+
+    Every file goes through load_image (orientation, transparency, RGB, centre crop, resize) and the
+    training split's statistics stored in model.pt, as evaluation does.
+    """
+    files = image_files(images)
+    pixels = np.stack([load_image(f, size=meta["image_size"]) for f in files])
+    tops = top_classes(model=model, images=pixels, meta=meta, k=min(k, len(meta["classes"])))
+    return [{"path": str(f), "image": im, "top": [{"class": c, "prob": p} for c, p in top]}
+            for f, im, top in zip(files, pixels, tops)]  # fmt: skip

@@ -30,6 +30,7 @@ class Param:
     high_open: bool = False
     nullable: bool = False
     path: bool = False
+    many: bool = False  # a list of values is allowed too (each one checked)
 
 
 SPEC: dict[str, Param] = {
@@ -95,6 +96,14 @@ SPEC: dict[str, Param] = {
     "out_dir": Param(str, "outputs", "where results are written", path=True),
     "resume": Param(bool, False, "continue from the checkpoint in out_dir"),
     "checkpoint": Param(str, None, "model file to analyse (None: {out_dir}/model.pt)", nullable=True, path=True),
+    "images": Param(
+        str,
+        None,
+        "your own images: a file, a list of files or a folder (None: none)",
+        nullable=True,
+        path=True,
+        many=True,
+    ),  # fmt: skip
     "n_samples": Param(int, 32, "images in the sample grid", low=1),
     "n_preview": Param(int, 6, "images in the augmentation preview", low=1),
     "n_misclassified": Param(int, 20, "misclassified images to show", low=1),
@@ -188,6 +197,12 @@ def check_param(name: str, value: Any) -> Any:
         hint = f" Did you mean {near!r}?" if near else ""
         raise ValueError(f"unknown parameter {name!r}.{hint} Known parameters: {', '.join(sorted(SPEC))}.")
     p = SPEC[name]
+    if p.many and isinstance(value, (list, tuple)):
+        return [_checked(name, v, p) for v in value]
+    return _checked(name, value, p)
+
+
+def _checked(name: str, value: Any, p: Param) -> Any:
     value = _check_value(name, _coerce(name, value, p), p)
     if name == "device":
         check_device_name(value)

@@ -209,3 +209,18 @@ def make_tinyimagenet(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
     return root
+
+
+def make_own_images(folder: Path) -> Path:
+    """A folder of pictures as a student has them: a wide photo, a PNG with transparency, a grayscale scan,
+    a small palette image, and a text file that is not a picture (skipped when the folder is listed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    Image.fromarray(rng.integers(0, 256, (300, 480, 3), dtype=np.uint8)).save(folder / "wide photo.jpg", quality=90)
+    rgba = np.zeros((64, 64, 4), dtype=np.uint8)
+    rgba[16:48, 16:48] = (200, 30, 30, 255)  # an opaque square on a transparent sheet
+    Image.fromarray(rgba, "RGBA").save(folder / "sticker.png")
+    Image.fromarray(rng.integers(0, 256, (90, 70), dtype=np.uint8), "L").save(folder / "scan.jpg")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).convert("P").save(folder / "tiny.gif")
+    (folder / "notes.txt").write_text("not a picture")
+    return folder

@@ -18,7 +18,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from fakes import make_cifar10_batches  # noqa: E402
+from fakes import make_cifar10_batches, make_own_images  # noqa: E402
 
 CHECK = "# NBVAL_CHECK_OUTPUT"
 
@@ -32,7 +32,8 @@ def smoke_parameters(build: Path) -> dict:
     """The smoke parameters with generated data under `build`."""
     params = yaml.safe_load((ROOT / "tests" / "smoke.yaml").read_text())
     data_dir = make_cifar10_batches(build / "data", n_train_per_class=8, n_test_per_class=3, seed=0)
-    return {**params, "data_dir": str(data_dir), "out_dir": str(build / "outputs")}
+    images = make_own_images(build / "my_images")  # notebook 05 predicts these
+    return {**params, "data_dir": str(data_dir), "out_dir": str(build / "outputs"), "images": str(images)}
 
 
 def prepare(build: Path, *, execute: bool = False) -> list[Path]:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from eva_helpers.analysis import error_report, explain, gradcam, overlay
+from eva_helpers.analysis import error_report, explain, gradcam, overlay, top_class_cams
 from eva_helpers.inference import normalize
 from eva_helpers.models import build_model, gradcam_layers
 
@@ -152,3 +152,13 @@ def test_explain_is_gradcam_of_the_normalized_images_for_each_layer_and_target()
     x = normalize(images=images, mean=mean, std=std)
     expected = gradcam(model=model, images=x, targets=[3, 4], layer=model.layer2)
     np.testing.assert_array_equal(cams["layer2 / true"], expected)
+
+
+def test_the_top_class_cam_is_grad_cam_at_the_deepest_layer():
+    model = build_model(name="custom_resnet", num_classes=10, seed=0).eval()
+    images = np.random.default_rng(1).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
+    meta = {"classes": [str(i) for i in range(10)], "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+    preds = [{"image": im, "top": [{"class": c, "prob": 0.5}]} for im, c in zip(images, ("3", "7"))]
+    got = top_class_cams(model=model, meta=meta, predictions=preds)
+    x = normalize(images=images, mean=meta["mean"], std=meta["std"])
+    np.testing.assert_array_equal(got, gradcam(model=model, images=x, targets=[3, 7], layer=model.layer3))

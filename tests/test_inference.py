@@ -6,11 +6,20 @@ import sys
 import numpy as np
 import pytest
 import torch
+from fakes import make_own_images
 from PIL import Image
 
 from eva_helpers.data import synthetic
 from eva_helpers.files import save_torch
-from eva_helpers.inference import load_image, load_trained, normalize, predict_logits, top_classes
+from eva_helpers.inference import (
+    image_files,
+    load_image,
+    load_trained,
+    normalize,
+    predict_images,
+    predict_logits,
+    top_classes,
+)
 from eva_helpers.loaders import DeviceLoader
 from eva_helpers.models import build_model
 
@@ -126,3 +135,29 @@ def test_the_inference_module_imports_nothing_from_training():
         "assert not bad and 'torch.optim.lr_scheduler' not in sys.modules or not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_your_own_images_of_any_size_and_mode_get_their_top_classes(saved, tmp_path):
+    _, model = saved
+    folder = make_own_images(tmp_path / "mine")
+    files = image_files(folder)
+    assert [f.name for f in files] == ["scan.jpg", "sticker.png", "tiny.gif", "wide photo.jpg"]  # notes.txt skipped
+    got = predict_images(model=model.eval(), meta=meta(), images=[folder, folder / "scan.jpg"], k=5)
+    assert len(got) == 5 and got[-1]["path"].endswith("scan.jpg")
+    for p in got:
+        probs = [t["prob"] for t in p["top"]]
+        assert p["image"].shape == (32, 32, 3) and len(probs) == 5
+        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
+        assert {t["class"] for t in p["top"]} <= set(CLASSES)
+
+
+def test_what_is_not_an_image_is_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty holds no image files"):
+        image_files(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="missing.jpg does not exist"):
+        image_files(tmp_path / "missing.jpg")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="notes.txt cannot be read as an image"):
+        predict_images(model=build_model(name="custom_resnet", num_classes=10), meta=meta(),
+                       images=tmp_path / "notes.txt")  # fmt: skip

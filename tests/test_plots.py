@@ -235,3 +235,17 @@ def test_plot_functions_leave_no_global_state():
     plots.plot_class_counts(counts={"train": [1] * 10}, classes=CIFAR)
     plots.plot_confusion_matrix(cm=np.eye(10), classes=CIFAR)
     assert dict(matplotlib.rcParams) == before
+
+
+def test_plot_predictions_shows_each_image_its_cam_and_its_top_classes():
+    rng = np.random.default_rng(0)
+    preds = [{"path": f"/photos/p{i}.jpg", "image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+              "top": [{"class": c, "prob": p} for c, p in (("cat", 0.7), ("dog", 0.2), ("frog", 0.05))]}
+             for i in range(2)]  # fmt: skip
+    fig = plots.plot_predictions(predictions=preds, cams=np.zeros((2, 32, 32)))
+    assert len(fig.axes) == 6 and "p1.jpg" in _texts(fig) and "Grad-CAM: cat" in _texts(fig)
+    bars = fig.axes[2]
+    assert [round(p.get_width()) for p in bars.patches] == [70, 20, 5]
+    assert len(plots.plot_predictions(predictions=preds).axes) == 4  # without Grad-CAM
+    with pytest.raises(ValueError, match="one heatmap per image"):
+        plots.plot_predictions(predictions=preds, cams=np.zeros((1, 32, 32)))

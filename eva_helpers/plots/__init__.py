@@ -2,11 +2,11 @@
 
 from .common import MANY_CLASSES, _short, save_figure
 from .data import plot_augmentations, plot_class_counts, plot_samples
-from .errors import plot_confusion_matrix, plot_gradcam, plot_misclassified, plot_per_class_accuracy
+from .errors import plot_confusion_matrix, plot_gradcam, plot_misclassified, plot_per_class_accuracy, plot_predictions
 from .training import plot_history, plot_lr_finder, plot_lr_schedule, train_figures
 
 __all__ = [
     "MANY_CLASSES", "plot_augmentations", "plot_class_counts", "plot_confusion_matrix", "plot_gradcam",
     "plot_history", "plot_lr_finder", "plot_lr_schedule", "plot_misclassified", "plot_per_class_accuracy",
-    "plot_samples", "save_figure", "train_figures", "_short",
+    "plot_predictions", "plot_samples", "save_figure", "train_figures", "_short",
 ]  # fmt: skip

@@ -1,8 +1,9 @@
-"""Figures of a model's errors: the worst mistakes, the confusion matrix, per-class accuracy, Grad-CAM."""
+"""Figures of what a model predicts and gets wrong: mistakes, confusion, per-class accuracy, Grad-CAM, your images."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import seaborn as sns
@@ -131,5 +132,34 @@ def plot_gradcam(*, images: np.ndarray, cams: Mapping[str, np.ndarray], titles: 
             axes[r, 0].set_xlabel(titles[r], fontsize=8)
     for c, header in enumerate(["image", *cams]):
         axes[0, c].set_title(header, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_predictions(*, predictions: Sequence[Mapping], cams: np.ndarray | None = None) -> Figure:
+    """Your own images, one row each: the picture, its Grad-CAM for the top class, and the top classes as bars."""
+    if not predictions:
+        raise ValueError("predictions is empty: pass inference.predict_images(...)")
+    images = _images(np.stack([p["image"] for p in predictions]), what="the predictions' images")
+    n = len(predictions)
+    if cams is not None and np.shape(cams) != images.shape[:3]:
+        raise ValueError(f"cams has shape {np.shape(cams)}, expected {images.shape[:3]} (one heatmap per image)")
+    ncols = 3 if cams is not None else 2
+    fig, axes = _subplots(n, ncols, figsize=(3.0 * ncols + 1.5, 2.3 * n), squeeze=False,
+                          gridspec_kw={"width_ratios": [1] * (ncols - 1) + [1.8]})  # fmt: skip
+    for r, pred in enumerate(predictions):
+        _image_panel(axes[r, 0], images[r])
+        axes[r, 0].set_xlabel(_short(Path(pred["path"]).name, 24), fontsize=8)
+        if cams is not None:
+            _image_panel(axes[r, 1], overlay(image=images[r], heatmap=cams[r]))
+            axes[r, 1].set_xlabel(f"Grad-CAM: {_short(pred['top'][0]['class'])}", fontsize=8)
+        bars = axes[r, -1]
+        names = [_short(t["class"], 22) for t in pred["top"]]
+        bars.barh(range(len(names)), [100 * t["prob"] for t in pred["top"]], color="tab:blue")
+        bars.set_yticks(range(len(names)), labels=names, fontsize=8)
+        bars.invert_yaxis()  # the most probable class on top
+        bars.set_xlim(0, 100)
+        bars.set_xlabel("probability (%)", fontsize=8)
+    fig.suptitle("Your images: the model's top classes, and where it looked for the first")
     fig.tight_layout()
     return fig
