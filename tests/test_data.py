@@ -661,3 +661,20 @@ def test_real_cifar10_jpeg_subset_as_imagefolder(shared_data, tmp_path):
     assert d.x_train.shape == (200, 32, 32, 3) and d.x_test.shape == (100, 32, 32, 3)
     assert class_counts(y=d.y_train, num_classes=10) == [20] * 10
     assert 0.3 < d.mean[0] < 0.7 and 0.1 < d.std[0] < 0.4
+
+
+def test_a_failed_download_names_the_url_and_where_to_put_the_file_and_leaves_nothing_half_written(
+    tmp_path, monkeypatch
+):
+    import urllib.error
+
+    import torchvision.datasets.utils as tvu
+
+    def offline(url, download_root, filename, md5):
+        (Path(download_root) / filename).write_bytes(b"half an archive")
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(tvu, "download_and_extract_archive", offline)
+    with pytest.raises(ConnectionError, match=r"cifar-10-python.tar.gz.*Name or service not known.*put it at .*md5"):
+        load_data(dataset="cifar10", data_dir=tmp_path / "data", download=True)
+    assert not (tmp_path / "data" / "cifar-10-python.tar.gz").exists()

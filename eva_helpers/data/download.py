@@ -1,4 +1,4 @@
-"""fetch: download a dataset's official file with torchvision (or refuse, with the dataset's own message)."""
+"""fetch: download a dataset's official file with torchvision, or say plainly why not and what to do instead."""
 
 from __future__ import annotations
 
@@ -16,7 +16,15 @@ def fetch(*, url: str, md5: str, data_dir: Path, filename: str, extract: bool, d
     from torchvision.datasets.utils import download_and_extract_archive, download_url
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    if extract:
-        download_and_extract_archive(url, download_root=str(data_dir), filename=filename, md5=md5)
-    else:
-        download_url(url, root=str(data_dir), filename=filename, md5=md5)
+    target = data_dir / filename
+    try:
+        if extract:
+            download_and_extract_archive(url, download_root=str(data_dir), filename=filename, md5=md5)
+        else:
+            download_url(url, root=str(data_dir), filename=filename, md5=md5)
+    except (OSError, RuntimeError) as e:  # URLError is an OSError; torchvision raises RuntimeError on a bad md5
+        target.unlink(missing_ok=True)  # no partial archive is left to be mistaken for the data
+        raise ConnectionError(
+            f"could not download {url} ({type(e).__name__}: {e}). Fetch that file by hand and put it at "
+            f"{target} (md5 {md5}), or pass data_dir= a folder that already holds the data, with download=False."
+        ) from e
