@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +26,24 @@ from papermill.cli import papermill as papermill_cli
 from .params import SPEC, check_param, read_config
 from .validate import nearest_name
 
+FILE_OPTIONS = ("-f", "--parameters_file")
 
-def given_parameters(argv: list[str]) -> tuple[str, dict[str, Any]]:
-    """The notebook path and the parameters papermill would inject, parsed with papermill's own options."""
+
+def given_parameters(argv: list[str]) -> tuple[str, dict[str, Any], list[str]]:
+    """The notebook path, the parameters papermill would inject (parsed with papermill's own options), and the
+    names of recipe files (-f) passed over because another notebook takes them: a recipe file serves every notebook.
+    """
     ctx = papermill_cli.make_context("eva_helpers.run", list(argv), resilient_parsing=True)
     p = ctx.params
     if not p.get("notebook_path"):
         raise click.UsageError("give the notebook to run and where to write the executed copy: NOTEBOOK OUTPUT")
+    known = set(papermill.inspect_notebook(p["notebook_path"]))
     values: dict[str, Any] = {}
+    elsewhere: set[str] = set()
     for path in p.get("parameters_file") or ():
-        values.update(read_config(path, check_names=False))  # problems() names them against the notebook
+        recipe = read_config(path, check_names=False)  # problems() names the unknown ones
+        elsewhere |= {k for k in recipe if k not in known and k in SPEC}
+        values.update({k: v for k, v in recipe.items() if k in known or k not in SPEC})
     for text in p.get("parameters_yaml") or ():
         values.update(yaml.safe_load(text) or {})
     for text in p.get("parameters_base64") or ():
@@ -43,7 +52,7 @@ def given_parameters(argv: list[str]) -> tuple[str, dict[str, Any]]:
         values[name] = _resolve_type(value)
     for name, value in p.get("parameters_raw") or ():
         values[name] = value
-    return p["notebook_path"], values
+    return p["notebook_path"], values, sorted(elsewhere - set(values))
 
 
 def problems(*, notebook: str, values: dict[str, Any]) -> list[str]:
@@ -72,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.strip())
         return 0 if argv else 2
     try:
-        notebook, values = given_parameters(argv)
+        notebook, values, _ = given_parameters(argv)
         found = problems(notebook=notebook, values=values)
     except (click.UsageError, FileNotFoundError, ValueError, yaml.YAMLError) as e:  # ValueError: not a mapping
         print(f"eva_helpers.run: {e}", file=sys.stderr)
@@ -82,12 +91,31 @@ def main(argv: list[str] | None = None) -> int:
             print(f"eva_helpers.run: {message}", file=sys.stderr)
         print("eva_helpers.run: nothing was run.", file=sys.stderr)
         return 2
-    try:
-        papermill_cli.main(args=argv, prog_name="eva_helpers.run", standalone_mode=False)
-    except papermill.PapermillExecutionError as e:
-        print(f"eva_helpers.run: the notebook stopped with an error: {e.ename}: {e.evalue}", file=sys.stderr)
-        return 1
+    with tempfile.TemporaryDirectory(prefix="eva-run-") as tmp:
+        try:
+            papermill_cli.main(args=_for_this_notebook(argv, notebook, Path(tmp)), prog_name="eva_helpers.run",
+                               standalone_mode=False)  # fmt: skip
+        except papermill.PapermillExecutionError as e:
+            print(f"eva_helpers.run: the notebook stopped with an error: {e.ename}: {e.evalue}", file=sys.stderr)
+            return 1
     return 0
+
+
+def _for_this_notebook(argv: list[str], notebook: str, tmp: Path) -> list[str]:
+    """argv with each -f recipe file replaced by a copy holding only the names this notebook takes."""
+    known = set(papermill.inspect_notebook(notebook))
+    out, files = [], 0
+    args = iter(argv)
+    for arg in args:
+        if arg in FILE_OPTIONS:
+            recipe = read_config(next(args), check_names=False)
+            files += 1
+            mine = tmp / f"recipe{files}.yaml"
+            mine.write_text(yaml.safe_dump({k: v for k, v in recipe.items() if k in known}))
+            out += [arg, str(mine)]
+        else:
+            out.append(arg)
+    return out
 
 
 if __name__ == "__main__":

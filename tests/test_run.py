@@ -54,3 +54,19 @@ def test_good_parameters_reach_papermill(tmp_path):
 def test_usage_without_arguments(capsys):
     assert main([]) == 2
     assert "python -m eva_helpers.run" in capsys.readouterr().out
+
+
+def test_a_recipe_file_serves_every_notebook_and_still_refuses_unknown_names(tmp_path, capsys):
+    from eva_helpers.run import _for_this_notebook, given_parameters, problems
+
+    nb01 = str(ROOT / "notebooks" / "01_dataset_stats.ipynb")
+    recipe = str(ROOT / "configs" / "cifar10_custom_resnet.yaml")
+    notebook, values, passed_over = given_parameters([nb01, str(tmp_path / "o.ipynb"), "-f", recipe])
+    assert "epochs" not in values and "max_lr" in passed_over  # 04's names, passed over for 01
+    assert values["dataset"] == "cifar10" and problems(notebook=notebook, values=values) == []
+    argv = _for_this_notebook(["-f", recipe, "-p", "seed", "2"], nb01, tmp_path)
+    assert argv[2:] == ["-p", "seed", "2"] and "epochs" not in Path(argv[1]).read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: cifar10\nepochz: 3\n")
+    assert main([nb01, str(tmp_path / "o.ipynb"), "-f", str(bad)]) == 2
+    assert "unknown parameter 'epochz' for 01_dataset_stats.ipynb" in capsys.readouterr().err
