@@ -131,6 +131,7 @@ def test_a_dataset_smaller_than_one_batch_is_refused(cifar, tmp_path):
         train(recipe(cifar, tmp_path, batch_size=64))
 
 
+@pytest.mark.slow  # the command line end to end, range test and figures included
 def test_command_line_uses_the_same_names_and_products(cifar, tmp_path, capsys):
     assert (
         main(
