@@ -17,11 +17,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import click
-import papermill
 import yaml
-from papermill.cli import _resolve_type
-from papermill.cli import papermill as papermill_cli
+
+try:
+    import click
+    import papermill
+    from papermill.cli import _resolve_type
+    from papermill.cli import papermill as papermill_cli
+except ModuleNotFoundError as e:  # papermill comes with the notebooks extra, not with the package alone
+    raise ModuleNotFoundError(
+        f"python -m eva_helpers.run needs papermill ({e}); install it with: pip install 'eva-helpers[notebooks]' "
+        "(or pip install -e '.[notebooks]' in a checkout)."
+    ) from e
 
 from .params import SPEC, check_param, read_config
 from .validate import nearest_name
