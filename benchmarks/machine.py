@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from eva_helpers.data import ImageData, load_data, synthetic
-from eva_helpers.device import cpu_has_bf16, usable_cpus
+from eva_helpers.device import cpu_has_bf16, provenance, usable_cpus
 
 Log = Callable[[str], None]
 
@@ -59,18 +59,6 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _load() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -82,7 +70,7 @@ def machine(device: torch.device) -> dict[str, Any]:
     """What the numbers depend on: device, its name, CPU count, threads, versions, load average."""
     return {
         "device": str(device),
-        "device_name": _device_name(device),
+        "device_name": provenance(device)["device_name"],
         "cpu_count": usable_cpus(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

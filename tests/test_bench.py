@@ -1,10 +1,10 @@
 """benchmarks/bench.py with tiny settings on random data: the JSON it reports, not how fast anything is."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,10 +36,7 @@ TINY = {"batch_size": 8, "steps": 1, "warmup": 0, "device": "cpu", "num_workers"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / "bench.py")
 
 
 def check_throughput(result: dict, repeats: int) -> None:

@@ -1,19 +1,16 @@
 """The repository URL has one home (pyproject.toml); the notebooks' install cells and badges and the README agree."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def links():
-    spec = importlib.util.spec_from_file_location("colab_links", ROOT / "tools" / "colab_links.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "tools" / "colab_links.py")
 
 
 def test_every_badge_and_install_cell_carries_the_url_in_pyproject(links):

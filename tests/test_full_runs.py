@@ -1,20 +1,17 @@
 """benchmarks/full_runs.py: the full-length proof's result files and the README table made from them."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def full_runs():
-    spec = importlib.util.spec_from_file_location("full_runs", ROOT / "benchmarks" / "full_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / "full_runs.py")
 
 
 @pytest.mark.slow
