@@ -42,8 +42,8 @@ class _Batches(TrainDataLoaderIter):
         return x, y
 
 
-def steepest_lr(*, lr, loss, skip_start: int = 10, skip_end: int = 5) -> float:
-    """torch-lr-finder's suggestion: the LR where the loss falls fastest, after trimming both ends."""
+def _finite_curve(*, lr, loss) -> tuple[np.ndarray, np.ndarray]:
+    """The curve's points with a finite loss, as float arrays; fewer than 3 of them is an error naming the fix."""
     lr, loss = np.asarray(lr, dtype=float), np.asarray(loss, dtype=float)
     keep = np.isfinite(loss)
     lr, loss = lr[keep], loss[keep]
@@ -51,6 +51,12 @@ def steepest_lr(*, lr, loss, skip_start: int = 10, skip_end: int = 5) -> float:
         raise ValueError(
             f"the range test has only {len(loss)} finite points; raise finder_iters or lower finder_start_lr."
         )
+    return lr, loss
+
+
+def steepest_lr(*, lr, loss, skip_start: int = 10, skip_end: int = 5) -> float:
+    """torch-lr-finder's suggestion: the LR where the loss falls fastest, after trimming both ends."""
+    lr, loss = _finite_curve(lr=lr, loss=loss)
     while len(loss) - skip_start - skip_end < 3:  # short curves: trim less
         skip_start, skip_end = max(0, skip_start // 2), max(0, skip_end // 2)
         if skip_start == skip_end == 0:
@@ -76,13 +82,7 @@ def suggest(*, lr, loss) -> tuple[dict[str, float], str | None]:
     usable descent (flat, or rising from the start), every rule at a tenth of the lowest-loss LR and a
     warning saying what to try.
     """
-    lr, loss = np.asarray(lr, dtype=float), np.asarray(loss, dtype=float)
-    keep = np.isfinite(loss)
-    lr, loss = lr[keep], loss[keep]
-    if len(loss) < 3:
-        raise ValueError(
-            f"the range test has only {len(loss)} finite points; raise finder_iters or lower finder_start_lr."
-        )
+    lr, loss = _finite_curve(lr=lr, loss=loss)
     low = int(loss.argmin())
     drop = (loss[0] - loss[low]) / max(abs(loss[0]), 1e-12)
     if low < 2 or drop < MIN_DROP:
