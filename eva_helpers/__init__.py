@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 # fmt: off
 _NAMES = {  # module: the names the notebooks use from it
     "params": ("TRAIN_PARAMS", "check_params", "pick", "read_config"),
-    "data": ("ImageData", "DataError", "load_data", "synthetic", "dataset_stats", "channel_stats", "class_counts",
-             "balanced_subset"),
+    "data": ("ImageData", "DataError", "load_data", "load_model_data", "synthetic", "dataset_stats", "channel_stats",
+             "class_counts", "balanced_subset"),
     "augment": ("resolve_augment", "albumentations_steps", "albumentations_train", "batch_preview"),
     "models": ("build_model", "count_params", "model_summary", "gradcam_layers"),
     "device": ("pick_device", "seed_everything"),
@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # for editors and type checkers, which do not run __getattr__
         class_counts,
         dataset_stats,
         load_data,
+        load_model_data,
         synthetic,
     )
     from .device import pick_device, seed_everything  # noqa: F401

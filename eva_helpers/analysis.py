@@ -26,6 +26,7 @@ class ErrorReport:
     order: np.ndarray  # indices of the misclassified images, highest loss first
     classes: list[str]
     split: str  # what the images are: "test", "validation", ...
+    top5: float | None = None  # fraction with the true class among the 5 most probable (more than 10 classes only)
 
     @property
     def n(self) -> int:
@@ -47,6 +48,24 @@ class ErrorReport:
         """Recall of each class in label order (0 for a class with no images)."""
         return (self.confusion.diagonal() / np.maximum(self.confusion.sum(1), 1)).tolist()
 
+    @property
+    def title(self) -> str:
+        """What the report covers, for a figure's title: 'test split: 812 of 10,000 misclassified, accuracy 91.88%'."""
+        top5 = "" if self.top5 is None else f", top-5 accuracy {self.top5:.2%}"
+        return f"{self.split} split: {self.count:,} of {self.n:,} misclassified, accuracy {self.accuracy:.2%}{top5}"
+
+    def confused_pairs(self, top: int = 10) -> list[dict]:
+        """The `top` most frequent (true, predicted) mistakes, most first, with their share of the true class."""
+        off = self.confusion.copy()
+        np.fill_diagonal(off, 0)
+        per_class = np.maximum(self.confusion.sum(1), 1)
+        flat = [int(i) for i in np.argsort(-off, axis=None, kind="stable")[:top] if off.flat[i] > 0]
+        return [
+            {"true": self.classes[t], "predicted": self.classes[p], "count": int(off[t, p]),
+             "share_of_true_class": float(off[t, p] / per_class[t])}
+            for t, p in (divmod(i, len(self.classes)) for i in flat)
+        ]  # fmt: skip
+
     def captions(self, idx: Sequence[int]) -> list[str]:
         """'true → predicted' for the images at idx."""
         return [f"{self.classes[self.labels[i]]} → {self.classes[self.pred[i]]}" for i in idx]
@@ -58,12 +77,14 @@ class ErrorReport:
             "count": self.count,
             "n": self.n,
             "accuracy": self.accuracy,
+            "top5_accuracy": self.top5,
+            "most_confused": self.confused_pairs(),
             "per_class_accuracy": dict(zip(self.classes, self.per_class_accuracy)),
             "confusion_matrix": self.confusion.tolist(),
         }
 
     def __repr__(self) -> str:
-        return f"ErrorReport({self.count} of {self.n} {self.split} images misclassified, accuracy {self.accuracy:.2%})"
+        return f"ErrorReport({self.title})"
 
 
 def error_report(*, logits: np.ndarray, labels: np.ndarray, classes: Sequence[str], split: str = "test") -> ErrorReport:
@@ -78,6 +99,13 @@ def error_report(*, logits: np.ndarray, labels: np.ndarray, classes: Sequence[st
     confusion = torch.bincount(labels_t * k + pred, minlength=k * k).view(k, k).numpy()
     wrong = (pred != labels_t).nonzero().flatten()
     order = wrong[loss[wrong].argsort(descending=True)].numpy()
+    top5 = None
+    if k > 10:  # with 10 classes or fewer, top-5 says little
+        top5 = (
+            float((logits_t.topk(5, dim=1).indices == labels_t[:, None]).any(1).float().mean())
+            if len(labels_t)
+            else 0.0
+        )
     return ErrorReport(
         labels=labels_t.numpy(),
         pred=pred.numpy(),
@@ -87,6 +115,7 @@ def error_report(*, logits: np.ndarray, labels: np.ndarray, classes: Sequence[st
         order=order,
         classes=list(classes),
         split=split,
+        top5=top5,
     )
 
 

@@ -16,6 +16,12 @@ import numpy as np
 import torch
 
 
+def project_root() -> Path:
+    """The checkout this package sits in (the folder holding notebooks/), or the working directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "notebooks").is_dir() else Path.cwd()
+
+
 def write_atomic(
     *, path: str | Path, data: bytes | None = None, write: Callable[[BinaryIO], Any] | None = None
 ) -> Path:

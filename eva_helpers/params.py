@@ -10,6 +10,7 @@ from typing import Any
 
 from .data import DATASETS
 from .device import PRECISIONS, check_device_name
+from .files import project_root
 from .loaders import LOADERS
 from .lr_finder import RULES
 from .models import MODELS
@@ -36,7 +37,14 @@ class Param:
 SPEC: dict[str, Param] = {
     # data
     "dataset": Param(str, "cifar10", "which dataset to read", choices=DATASETS),
-    "data_dir": Param(str, "data", "where the data lives (downloaded there if absent)", path=True),
+    "data_dir": Param(
+        str,
+        None,
+        "where the data lives, downloaded there if absent (None: data/ in the project; in notebook 05 and the app: "
+        "the folder stored in model.pt)",
+        nullable=True,
+        path=True,
+    ),
     "download": Param(bool, True, "download the official archive when data_dir lacks it"),
     "cache_dir": Param(str, None, "where decoded arrays are cached (None: beside the data)", nullable=True, path=True),
     "skip_bad_images": Param(bool, False, "warn and skip unreadable images instead of stopping"),
@@ -120,12 +128,6 @@ TRAIN_PARAMS = (
     "seed", "device", "loader", "precision", "channels_last", "compile", "sync_bn", "num_workers", "progress",
     "out_dir", "resume",
 )  # fmt: skip
-
-
-def project_root() -> Path:
-    """The checkout this package sits in (the folder holding notebooks/), or the working directory."""
-    here = Path(__file__).resolve().parents[1]
-    return here if (here / "notebooks").is_dir() else Path.cwd()
 
 
 def _coerce(name: str, value: Any, p: Param) -> Any:

@@ -143,6 +143,18 @@ def lr_test(*, setup: Setup, finder_start_lr: float = 1e-5, finder_end_lr: float
                          amp_dtype=setup.amp_dtype, rule=lr_rule, progress=progress)  # fmt: skip
 
 
+def eta(epoch_seconds: list[float], left: int) -> str:
+    """The time the run still needs, from the mean epoch so far (the first one, with its warm-up, left out once
+    there are others), and the clock time it should end: 'ETA 12m 30s (ends 14:05)'."""
+    if left <= 0:
+        return "done"
+    timed = epoch_seconds[1:] or epoch_seconds
+    seconds = round(sum(timed) / len(timed) * left)
+    ends = time.strftime("%H:%M", time.localtime(time.time() + seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"ETA {f'{h}h ' if h else ''}{rest // 60}m {rest % 60:02d}s (ends {ends})"
+
+
 def fit(
     *,
     model: nn.Module,
@@ -256,7 +268,8 @@ def fit(
             h = log.history[-1]
             print(f"epoch {h['epoch']:>3}/{epochs}  train loss {h['train_loss']:.4f} acc {h['train_acc']:.2%}  "
                   f"{data.test_split} loss {h['test_loss']:.4f} acc {h['test_acc']:.2%}  "
-                  f"lr {h['lr']:.2e}  {log.epoch_seconds[-1]:.1f}s", flush=True)  # fmt: skip
+                  f"lr {h['lr']:.2e}  {log.epoch_seconds[-1]:.1f}s  {eta(log.epoch_seconds, epochs - epoch - 1)}",
+                  flush=True)  # fmt: skip
 
     log.wall_seconds += time.perf_counter() - started
     result = log.metrics(record=record, finished=True)

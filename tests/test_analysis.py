@@ -162,3 +162,33 @@ def test_the_top_class_cam_is_grad_cam_at_the_deepest_layer():
     got = top_class_cams(model=model, meta=meta, predictions=preds)
     x = normalize(images=images, mean=meta["mean"], std=meta["std"])
     np.testing.assert_array_equal(got, gradcam(model=model, images=x, targets=[3, 7], layer=model.layer3))
+
+
+def test_confused_pairs_top5_and_title_match_a_plain_loop():
+    rng = np.random.default_rng(1)
+    k, n = 12, 400
+    logits = rng.normal(size=(n, k)).astype(np.float32)
+    labels = rng.integers(0, k, size=n)
+    report = error_report(logits=logits, labels=labels, classes=[f"c{i}" for i in range(k)], split="validation")
+    counts = {}
+    for row, t in zip(logits.tolist(), labels.tolist()):
+        p = max(range(k), key=lambda j: row[j])
+        if p != t:
+            counts[(t, p)] = counts.get((t, p), 0) + 1
+    pairs = report.confused_pairs(top=5)
+    assert [p["count"] for p in pairs] == sorted(counts.values(), reverse=True)[:5]
+    for p in pairs:
+        t, q = int(p["true"][1:]), int(p["predicted"][1:])
+        assert counts[(t, q)] == p["count"]
+        assert p["share_of_true_class"] == pytest.approx(p["count"] / int((labels == t).sum()))
+    in_top5 = [t in sorted(range(k), key=lambda j: -row[j])[:5] for row, t in zip(logits.tolist(), labels.tolist())]
+    assert report.top5 == pytest.approx(sum(in_top5) / n)
+    assert report.title == (
+        f"validation split: {report.count} of {n} misclassified, accuracy {report.accuracy:.2%}, "
+        f"top-5 accuracy {report.top5:.2%}"
+    )
+    assert report.summary()["top5_accuracy"] == report.top5 and len(report.summary()["most_confused"]) == 10
+    few = error_report(logits=logits[:, :10], labels=labels % 10, classes=list("abcdefghij"))
+    assert few.top5 is None and "top-5" not in few.title  # ten classes or fewer: not reported
+    perfect = error_report(logits=np.eye(3, dtype=np.float32) * 5, labels=np.arange(3), classes=list("abc"))
+    assert perfect.confused_pairs() == []

@@ -678,3 +678,34 @@ def test_a_failed_download_names_the_url_and_where_to_put_the_file_and_leaves_no
     with pytest.raises(ConnectionError, match=r"cifar-10-python.tar.gz.*Name or service not known.*put it at .*md5"):
         load_data(dataset="cifar10", data_dir=tmp_path / "data", download=True)
     assert not (tmp_path / "data" / "cifar-10-python.tar.gz").exists()
+
+
+def test_a_models_data_is_rebuilt_from_its_meta_or_from_another_copy(tmp_path):
+    from eva_helpers.data import load_model_data
+
+    root = make_imagefolder(tmp_path / "here", n_train=3, n_test=2)
+    trained = load(dataset="imagefolder", data_dir=root, cache_dir=tmp_path / "c")
+    meta = {"data": trained.args, "classes": trained.classes}
+    again = load_model_data(meta=meta, progress=False)
+    assert np.array_equal(again.x_test, trained.x_test) and again.source == str(root)
+    moved = tmp_path / "moved"
+    shutil.move(str(root), moved)
+    with pytest.raises(FileNotFoundError, match="not on this machine.*data_dir"):
+        load_model_data(meta=meta, progress=False)
+    there = load_model_data(meta=meta, data_dir=moved, test_limit=3, progress=False)
+    assert there.source == str(moved) and len(there.y_test) == 3
+    other = make_imagefolder(tmp_path / "other", classes=("x", "y"), n_train=2, n_test=1)
+    with pytest.raises(DataError, match="not the model's"):
+        load_model_data(meta=meta, data_dir=other, progress=False)
+
+
+def test_no_data_dir_means_the_projects_data_folder(tmp_path, monkeypatch):
+    from eva_helpers.params import check_params
+
+    assert check_params(namespace={"data_dir": None})["data_dir"] is None  # resolved by load_data, not here
+    root = make_imagefolder(tmp_path / "data", n_train=2, n_test=1)
+    monkeypatch.setattr(data, "project_root", lambda: tmp_path)
+    got = load(dataset="imagefolder", data_dir=None, cache_dir=tmp_path / "c")
+    assert got.source == str(root) and got.args["data_dir"] == str(root)
+    with pytest.raises(ValueError, match="empty"):
+        load_data(dataset="imagefolder", data_dir="")

@@ -213,8 +213,10 @@ def test_plot_gradcam_columns_and_row_titles():
     images = _images(3)
     cams = {"layer3 / predicted": np.random.rand(3, 16, 16), "layer3 / true": np.zeros((3, 16, 16))}
     fig = plots.plot_gradcam(images=images, cams=cams, titles=["a", "b", "c"])
-    assert len(fig.axes) == 9
-    assert [ax.get_title() for ax in fig.axes[:3]] == ["image", "layer3 / predicted", "layer3 / true"]
+    assert len(fig.axes) == 9 + 1  # and the colour bar
+    titles = [ax.get_title() for ax in fig.axes[:3]]
+    assert titles == ["image", "layer3\nfor the predicted class", "layer3\nfor the true class"]
+    assert "Grad-CAM" in fig.axes[-1].get_ylabel()
     assert [fig.axes[r * 3].get_xlabel() for r in range(3)] == ["a", "b", "c"]
     np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), images[0])
     with pytest.raises(ValueError, match="expected"):

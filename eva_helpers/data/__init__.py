@@ -4,16 +4,20 @@
 # so that a second run starts in seconds (see cache.py for where). Listing the files (``imagefolder_index``,
 # ``tinyimagenet_index``) and the Tiny ImageNet split (``tinyimagenet_split``) need no decoding.
 #
-# Each dataset is a module with TEST_SPLIT (what its held-out split is called), AUGMENT (its augmentation defaults)
-# and read(*, data_dir, download, split_seed, cache_dir) -> Decoded | Listed. Adding one = its file + a REGISTRY line.
+# Each dataset is a module with TEST_SPLIT (what its held-out split is called), AUGMENT (its augmentation defaults),
+# DOWNLOADS (whether read() can fetch it) and read(*, data_dir, download, split_seed, cache_dir) -> Decoded | Listed.
+# Adding one = its file + a REGISTRY line.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..files import project_root
 from ..validate import DataError, choice, whole
 from . import cifar10, decode, folders, tinyimagenet
 from .cache import cache_dir as choose_cache_dir
@@ -123,7 +127,7 @@ def dataset_stats(data: ImageData) -> dict:
 def load_data(
     *,
     dataset: str = "cifar10",
-    data_dir: str | Path = "data",
+    data_dir: str | Path | None = None,
     train_limit: int = 0,
     test_limit: int = 0,
     seed: int = 1,
@@ -140,9 +144,9 @@ def load_data(
     test_limit = whole("test_limit", test_limit, low=0, hint=limit_hint)
     seed = whole("seed", seed, low=0, hint="a non-negative integer")
     split_seed = whole("split_seed", split_seed, low=0, hint="a non-negative integer")
-    if data_dir is None or str(data_dir) == "":
-        raise ValueError(f"data_dir={data_dir!r} is empty; pass the folder that holds (or should receive) the data.")
-    data_dir = Path(data_dir).expanduser()
+    if data_dir is not None and str(data_dir) == "":
+        raise ValueError("data_dir='' is empty; pass the folder that holds (or should receive) the data, or None.")
+    data_dir = project_root() / "data" if data_dir is None else Path(data_dir).expanduser()
     args = {
         "dataset": dataset,
         "data_dir": str(data_dir),
@@ -193,6 +197,27 @@ def load_data(
         source=source,
         args=args,
     )
+
+
+def load_model_data(
+    *, meta: Mapping[str, Any], data_dir: str | Path | None = None, test_limit: int = 0, progress: bool = True
+) -> ImageData:
+    """The data a model was trained on, rebuilt from the `meta` in its model.pt; `data_dir` points at another copy."""
+    args = {**meta["data"], "test_limit": test_limit, "progress": progress}
+    if data_dir is not None:
+        args["data_dir"] = str(data_dir)
+    elif not Path(args["data_dir"]).exists() and not REGISTRY[args["dataset"]].DOWNLOADS:
+        raise FileNotFoundError(
+            f"model.pt says its data was in {args['data_dir']}, which is not on this machine; "
+            "pass data_dir=<the folder that holds it here>."
+        )
+    data = load_data(**args)
+    if list(data.classes) != list(meta["classes"]):
+        raise DataError(
+            f"the classes in {data.source} ({len(data.classes)}: {data.classes[:3]}...) are not the model's "
+            f"({len(meta['classes'])}: {list(meta['classes'])[:3]}...); point data_dir at the data it was trained on."
+        )
+    return data
 
 
 def synthetic(

@@ -19,6 +19,7 @@ TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 FILES = (*TRAIN_FILES, "test_batch", "batches.meta")
 
 TEST_SPLIT = "test"
+DOWNLOADS = True  # read() fetches the official archive when data_dir lacks it
 AUGMENT = {"pad": 4, "cutout": 8, "rotate": 0, "rgb_shift": 0}
 
 

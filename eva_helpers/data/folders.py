@@ -18,6 +18,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 JUNK_FILES = {".ds_store", "thumbs.db", "desktop.ini"}
 
 TEST_SPLIT = "test"
+DOWNLOADS = False  # your own folders: nothing to fetch
 AUGMENT = {"pad": 4, "cutout": 8, "rotate": 0, "rgb_shift": 0}
 
 

@@ -27,6 +27,7 @@ FOLDER = "tiny-imagenet-200"
 TRAIN_FRACTION = 0.7  # of the 550 labelled images per class (500 train + 50 val): 385 / 165
 
 TEST_SPLIT = "validation"
+DOWNLOADS = True  # read() fetches the official archive when data_dir lacks it
 # cutout is off for Tiny ImageNet (its seed recipe has none); 16 is the 64-px analogue of CIFAR's 8.
 AUGMENT = {"pad": 8, "cutout": 0, "rotate": 15, "rgb_shift": 20}
 

@@ -79,6 +79,10 @@ def plot_augmentations(*, images: np.ndarray, steps: Mapping[str, Callable[..., 
         for c, image in enumerate(row_images):
             _image_panel(axes[r, c], image)
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
-    fig.suptitle("Augmentations: each step on its own, then all together")
+    fig.suptitle(
+        "Augmentations: each step on its own, then all together\n"
+        "Each is random per image: flip, rotate and RGB shift act on half the images, by a random amount,\n"
+        "and the crop may land where it started, so a tile that looks unchanged is expected"
+    )
     fig.tight_layout()
     return fig

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import seaborn as sns
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from ..analysis import overlay
@@ -23,8 +25,11 @@ def plot_misclassified(
     loss: Sequence[float],
     classes: Sequence[str],
     ncols: int = 5,
+    title: str | None = None,
 ) -> Figure:
-    """Grid of misclassified images, each titled true class, predicted class (confidence) and loss."""
+    """Grid of misclassified images, each titled true class, predicted class (confidence) and loss.
+
+    `title` says what they were drawn from, e.g. ErrorReport.title (the split, the count and the accuracy)."""
     images = _images(images)
     n = len(images)
     for what, values in (("true", true), ("pred", pred), ("confidence", confidence), ("loss", loss)):
@@ -38,13 +43,17 @@ def plot_misclassified(
             f"loss {item_loss:.2f}",
             fontsize=8,
         )
-    fig.suptitle("Misclassified, highest loss first")
+    fig.suptitle(f"{title}\nthe {n} with the highest loss" if title else "Misclassified, highest loss first")
     fig.tight_layout()
     return fig
 
 
-def plot_confusion_matrix(*, cm: np.ndarray, classes: Sequence[str], normalize: bool = True) -> Figure:
-    """Heatmap of the confusion matrix, rows = true class; numbers in the cells only for a few classes."""
+def plot_confusion_matrix(
+    *, cm: np.ndarray, classes: Sequence[str], normalize: bool = True, title: str | None = None
+) -> Figure:
+    """Heatmap of the confusion matrix, rows = true class; numbers in the cells only for a few classes.
+
+    `title` says what it counts, e.g. ErrorReport.title (the split, the count and the accuracy)."""
     cm = np.asarray(cm, dtype=float)
     k = len(classes)
     if cm.shape != (k, k):
@@ -76,7 +85,8 @@ def plot_confusion_matrix(*, cm: np.ndarray, classes: Sequence[str], normalize: 
         _rotate_xticks(ax)
     ax.set_xlabel("predicted class" + (" (index)" if many else ""))
     ax.set_ylabel("true class" + (" (index)" if many else ""))
-    ax.set_title("Confusion matrix" + (" (each row sums to 1)" if normalize else " (counts)"))
+    what = "Confusion matrix" + (" (each row sums to 1)" if normalize else " (counts)")
+    ax.set_title(f"{what}\n{title}" if title else what, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -123,16 +133,20 @@ def plot_gradcam(*, images: np.ndarray, cams: Mapping[str, np.ndarray], titles: 
     if titles is not None and len(titles) != n:
         raise ValueError(f"{len(titles)} titles for {n} images: pass one per image or None")
     ncols = 1 + len(cams)
-    fig, axes = _subplots(n, ncols, figsize=(2.2 * ncols, 2.4 * n), squeeze=False)
+    fig, axes = _subplots(n, ncols, figsize=(2.2 * ncols + 0.8, 2.4 * n + 0.4), squeeze=False)
     for r in range(n):
         panels = [images[r]] + [overlay(image=images[r], heatmap=np.asarray(h[r])) for h in cams.values()]
         for c, panel in enumerate(panels):
             _image_panel(axes[r, c], panel)
         if titles is not None:
             axes[r, 0].set_xlabel(titles[r], fontsize=8)
-    for c, header in enumerate(["image", *cams]):
-        axes[0, c].set_title(header, fontsize=9)
-    fig.tight_layout()
+    for c, header in enumerate(["image", *cams]):  # "layer3 / predicted" reads "layer3\nfor the predicted class"
+        layer, _, which = header.partition(" / ")
+        axes[0, c].set_title(f"{layer}\nfor the {which} class" if which else header, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1 - 0.7 / fig.get_figwidth(), 1))
+    cax = fig.add_axes((1 - 0.55 / fig.get_figwidth(), 0.2, 0.12 / fig.get_figwidth(), 0.6))
+    fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap="jet"), cax=cax)  # the colours show_cam_on_image uses
+    cax.set_ylabel("Grad-CAM: how much the region raised the class score", fontsize=8)
     return fig
 
 
