@@ -1,13 +1,20 @@
-"""Prepare the notebooks for CI with small parameters, or refresh the outputs they are checked against.
+"""Prepare copies of the notebooks for CI with small parameters, or refresh the values they are checked against.
 
-python tests/smoke_notebooks.py prepare build/smoke   # generated data + papermill --prepare-only
-pytest --nbval-lax --nbval-current-env build/smoke     # executes them; checks cells marked NBVAL_CHECK_OUTPUT
-python tests/smoke_notebooks.py refresh               # after changing a notebook: re-run and store checked outputs
+python tests/smoke_notebooks.py prepare build/smoke   # generated data, copies with smoke parameters, the checks
+pytest --nbval-lax --nbval-current-env build/smoke     # executes the copies; nbval checks the cells tagged
+                                                       # nbval-check-output, then test_products.py what they wrote
+python tests/smoke_notebooks.py refresh               # after changing a notebook: re-run, store the expected values
+
+The notebooks in notebooks/ keep the outputs of a real run, for reading. This never rewrites them: the copies
+get the expected outputs of their checked cells from tests/notebook_outputs/<notebook>.json, and the expected
+products (stats.json, metrics.json, ...) come from tests/notebook_outputs/products.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -19,13 +26,20 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from fakes import make_cifar10_batches, make_own_images  # noqa: E402
+from smoke_products import describe  # noqa: E402
 
-CHECK = "# NBVAL_CHECK_OUTPUT"
+CHECK_TAG = "nbval-check-output"  # nbval reads its markers from cell tags, so a reader never sees them
+EXPECTED = ROOT / "tests" / "notebook_outputs"
+PRODUCTS = ("stats.json", "lr_finder.json", "metrics.json", "misclassified.json", "predictions.json")
 
 
 def notebooks() -> list[Path]:
     """The numbered notebooks, in order (05 reads what 04 wrote)."""
     return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def is_checked(cell) -> bool:
+    return cell.cell_type == "code" and CHECK_TAG in cell.metadata.get("tags", [])
 
 
 def smoke_parameters(build: Path) -> dict:
@@ -36,45 +50,63 @@ def smoke_parameters(build: Path) -> dict:
     return {**params, "data_dir": str(data_dir), "out_dir": str(build / "outputs"), "images": str(images)}
 
 
-def prepare(build: Path, *, execute: bool = False) -> list[Path]:
-    """Write each notebook with the smoke parameters injected (and executed, if asked) into `build`."""
+def _copy_with_smoke_parameters(nb: Path, target: Path, params: dict, build: Path, *, execute: bool) -> None:
+    names = set(papermill.inspect_notebook(str(nb)))
+    papermill.execute_notebook(
+        str(nb),
+        str(target),
+        parameters={k: v for k, v in params.items() if k in names},
+        prepare_only=not execute,
+        cwd=str(build),
+        progress_bar=False,
+        kernel_name="python3",
+    )
+
+
+def prepare(build: Path) -> list[Path]:
+    """Copies of the notebooks in `build`: smoke parameters, the expected outputs of checked cells, no others."""
     build.mkdir(parents=True, exist_ok=True)
     params = smoke_parameters(build)
     out = []
     for nb in notebooks():
-        names = set(papermill.inspect_notebook(str(nb)))
         target = build / nb.name
-        papermill.execute_notebook(
-            str(nb),
-            str(target),
-            parameters={k: v for k, v in params.items() if k in names},
-            prepare_only=not execute,
-            cwd=str(build),
-            progress_bar=False,
-            kernel_name="python3",
-        )
+        _copy_with_smoke_parameters(nb, target, params, build, execute=False)
+        expected_file = EXPECTED / f"{nb.stem}.json"
+        expected = json.loads(expected_file.read_text()) if expected_file.exists() else {}
+        copy = nbformat.read(target, 4)
+        for cell in copy.cells:
+            if cell.cell_type != "code":
+                continue
+            want = expected.get(cell.get("id")) if is_checked(cell) else None
+            if is_checked(cell) and want is None:
+                raise SystemExit(f"{nb.name}: no expected output for checked cell {cell.get('id')}; run refresh")
+            cell.outputs = [nbformat.from_dict(o) for o in want["outputs"]] if want else []
+            cell.execution_count = want["execution_count"] if want else None
+        nbformat.write(copy, target)
         out.append(target)
+    shutil.copy(ROOT / "tests" / "smoke_products.py", build / "test_products.py")
+    shutil.copy(EXPECTED / "products.json", build / "expected_products.json")
     return out
 
 
 def refresh() -> None:
-    """Execute the smoke run and copy the outputs of checked cells back into notebooks/, dropping all others."""
+    """Execute the smoke run and store what CI checks: checked cells' outputs and the products' values or shapes."""
+    EXPECTED.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        executed = prepare(Path(tmp), execute=True)
-        for source_path, done_path in zip(notebooks(), executed):
-            source, done = nbformat.read(source_path, 4), nbformat.read(done_path, 4)
-            ran = {c.source: c for c in done.cells if c.cell_type == "code"}
-            for cell in source.cells:
-                if cell.cell_type != "code":
-                    continue
-                checked = cell.source.startswith(CHECK)  # nbval compares only these; it needs their count too
-                cell.outputs = ran[cell.source].outputs if checked else []
-                cell.execution_count = ran[cell.source].execution_count if checked else None
-                cell.metadata.pop("papermill", None)
-                cell.metadata.pop("execution", None)
-            source.metadata.pop("papermill", None)
-            nbformat.write(source, source_path)
-            print("refreshed", source_path.relative_to(ROOT))
+        build = Path(tmp)
+        params = smoke_parameters(build)
+        for nb in notebooks():
+            done = build / nb.name
+            _copy_with_smoke_parameters(nb, done, params, build, execute=True)
+            cells = [c for c in nbformat.read(done, 4).cells if is_checked(c)]
+            expected = {c.id: {"execution_count": c.execution_count, "outputs": c.outputs} for c in cells}
+            path = EXPECTED / f"{nb.stem}.json"
+            path.write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+            print("refreshed", path.relative_to(ROOT), f"({len(cells)} checked cells)")
+        products = {name: describe(build / "outputs" / name) for name in PRODUCTS}
+        path = EXPECTED / "products.json"
+        path.write_text(json.dumps(products, indent=1, sort_keys=True) + "\n")
+        print("refreshed", path.relative_to(ROOT))
 
 
 def main() -> None:

@@ -1,0 +1,74 @@
+"""Store a real run's outputs in the notebooks a reader opens on GitHub.
+
+    python tools/store_outputs.py RUN_DIR/04_train_ocp.ipynb [...]
+
+Each RUN is a notebook of notebooks/ executed by papermill on real data (the commands are in
+docs/stored_outputs.md). Its code must still be the committed notebook's: a code cell changed since the run
+makes the outputs stale, and this refuses them. The stored notebook keeps the committed text and tags, and
+takes the run's injected parameters cell (which shows what ran) and outputs. Progress-bar widgets (which GitHub
+cannot draw) and papermill's bookkeeping are dropped; nothing else is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _readable(outputs: list) -> list:
+    """The outputs without progress-bar widgets: their text fallback is the bar's first frame ("0%"), not its end."""
+    return [out for out in outputs if WIDGET not in out.get("data", {})]
+
+
+def store(run: Path) -> Path:
+    """Merge the executed `run` into notebooks/<its name>; raise SystemExit if its code is not the committed code."""
+    target = ROOT / "notebooks" / run.name
+    if not target.is_file():
+        raise SystemExit(f"{run}: no notebooks/{run.name} to store it in")
+    committed, done = nbformat.read(target, 4), nbformat.read(run, 4)
+    ran = {c.get("id"): c for c in done.cells}
+    injected = [c for c in done.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    if len(injected) != 1:
+        raise SystemExit(f"{run}: not a papermill run with parameters (no injected-parameters cell)")
+    cells = []
+    for cell in committed.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            continue  # an earlier run's: this run's takes its place
+        if cell.cell_type == "code":
+            twin = ran.get(cell.get("id"))
+            is_parameters = "parameters" in cell.metadata.get("tags", [])
+            if not is_parameters and (twin is None or twin.source != cell.source):
+                raise SystemExit(f"{run}: code cell {cell.get('id')} changed since the run; run the notebook again")
+            cell.outputs = [] if is_parameters else _readable(twin.outputs)
+            cell.execution_count = None if is_parameters else twin.execution_count
+            for key in ("papermill", "execution"):
+                cell.metadata.pop(key, None)
+        cells.append(cell)
+        if "parameters" in cell.metadata.get("tags", []):
+            shown = injected[0]
+            shown.outputs, shown.metadata = [], {"tags": ["injected-parameters"]}
+            cells.append(shown)
+    committed.cells = cells
+    for key in ("papermill", "widgets"):
+        committed.metadata.pop(key, None)
+    nbformat.validate(committed)
+    nbformat.write(committed, target)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="notebooks executed by papermill")
+    for run in parser.parse_args().runs:
+        path = store(run)
+        print(f"stored {run} in {path.relative_to(ROOT)} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
