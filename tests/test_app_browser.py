@@ -1,0 +1,63 @@
+"""The app in a real headless Chromium (Debian's, driven by Playwright): upload, Grad-CAM, read the page."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scripts import load_script
+from test_app_support import serving, tiny_model
+
+pytest.importorskip("gradio", reason="the app extra is not installed: pip install -e .[app]")
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e .[dev]")
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(), reason="no chromium on PATH: apt-get install chromium (.ci/run does)"
+    ),
+    pytest.mark.filterwarnings("ignore:::gradio.queueing"),  # pandas 3 deprecations inside Gradio's queue,
+]
+tool = load_script(ROOT / "tools" / "app_screenshot.py")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from eva_helpers.app.local import load_local
+
+    return load_local(model_path=tiny_model(tmp_path_factory), progress=False)
+
+
+def test_a_visitor_uploads_an_image_asks_for_grad_cam_and_sees_the_label_and_the_heatmap(app):
+    from eva_helpers.app.service import explain_image, read_upload
+
+    example = app.examples[7]
+    top, gallery = explain_image(app=app, image=read_upload(example, size=32), k=5, layers=["layer3"], opacity=0.5)
+    with serving(app) as url, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            shown = tool.drive(page=page, url=url, image=example)
+            assert shown["label"] == top[0][0]  # the page's defaults: k=5, the deepest layer, opacity 0.5
+            assert shown["captions"] == [gallery[0][1]]
+            pixels = page.request.get(shown["images"][0]).body()
+            assert (
+                np.abs(np.asarray(Image.open(io.BytesIO(pixels)).convert("RGB")).astype(int) - gallery[0][0]).max() <= 2
+            )
+            bars = page.locator("#top [data-testid$=-confidence-set]").all_inner_texts()
+            assert [b.split()[0] for b in bars] == [c for c, _ in top]
+        finally:
+            browser.close()
+
+
+def test_the_screenshot_tool_writes_a_png_of_the_app(app, tmp_path):
+    out = tmp_path / "shot.png"
+    model = app.examples[0].parent.parent / "model.pt"
+    assert tool.main(["--model", str(model), "--out", str(out), "--chromium", CHROMIUM]) == 0
+    with Image.open(out) as im:
+        assert im.width == 1280 and im.height > 800
