@@ -16,7 +16,7 @@ import pytest
 import torch
 from fakes import make_own_images
 from PIL import Image
-from test_app_support import free_port, serving, tiny_model
+from test_app_support import free_port, serving
 
 from eva_helpers.analysis import explain, overlay
 from eva_helpers.files import save_torch
@@ -29,18 +29,6 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # pandas 3 deprecations inside Gradio's queue
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return tiny_model(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def app(model_path):
-    from eva_helpers.app.local import load_local
-
-    return load_local(model_path=model_path, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +60,8 @@ def read(path) -> np.ndarray:
         return np.asarray(im.convert("RGB")).astype(int)
 
 
-def test_the_app_starts_with_examples_mistakes_and_the_report(app, model_path):
-    assert len(app.examples) == 10 and all(p.parent == model_path.parent / "app_examples" for p in app.examples)
+def test_the_app_starts_with_examples_mistakes_and_the_report(app, app_model_path):
+    assert len(app.examples) == 10 and all(p.parent == app_model_path.parent / "app_examples" for p in app.examples)
     labels = [app.classes.index(p.stem.split("_", 1)[1]) for p in app.examples]
     assert labels == list(range(10))  # one held-out image per class, in class order
     r = app.report
@@ -259,13 +247,13 @@ def test_a_model_file_of_the_wrong_shape_or_with_missing_keys_is_refused_at_star
         load_weights(path=tmp_path / "pickle.safetensors", meta=app.meta)
 
 
-def test_the_command_serves_on_localhost_prints_its_url_and_says_share_is_public(model_path):
+def test_the_command_serves_on_localhost_prints_its_url_and_says_share_is_public(app_model_path):
     helped = subprocess.run([sys.executable, "-m", "eva_helpers.app", "--help"], capture_output=True, text=True,
                             cwd=ROOT, timeout=60)  # fmt: skip
     assert "makes the app public" in " ".join(helped.stdout.split())
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "eva_helpers.app", "--model", str(model_path), "--port", str(port),
-                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "eva_helpers.app", "--model", str(app_model_path), "--port",
+                             str(port), "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=ROOT)  # fmt: skip
     try:
         deadline, lines = time.monotonic() + 240, []
@@ -276,7 +264,7 @@ def test_the_command_serves_on_localhost_prints_its_url_and_says_share_is_public
                 break
         assert lines[-1].startswith(f"The app is at http://127.0.0.1:{port}/"), "".join(lines)
         got = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(handle_file(
-            model_path.parent / "app_examples" / "00_airplane.png"), 2, api_name="/predict")  # fmt: skip
+            app_model_path.parent / "app_examples" / "00_airplane.png"), 2, api_name="/predict")  # fmt: skip
         assert len(got["confidences"]) == 2
     finally:
         proc.terminate()
@@ -289,10 +277,10 @@ def test_gradio_is_imported_by_the_ui_only():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
 
 
-def test_the_latency_benchmark_times_the_client_the_direct_call_and_an_echo(model_path, capsys):
+def test_the_latency_benchmark_times_the_client_the_direct_call_and_an_echo(app_model_path, capsys):
     from scripts import load_script
 
-    result = load_script(ROOT / "benchmarks" / "app_latency.py").main(["--model", str(model_path), "--calls", "3",
+    result = load_script(ROOT / "benchmarks" / "app_latency.py").main(["--model", str(app_model_path), "--calls", "3",
                                                                         "--warmup", "1"])  # fmt: skip
     for key in ("client_explain", "client_explain_no_download", "direct_explain", "client_echo"):
         assert result[key]["calls"] == 3 and 0 < result[key]["median_ms"] <= result[key]["p95_ms"] + 1e-9, key

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from scripts import load_script
-from test_app_support import serving, tiny_model
+from test_app_support import serving
 
 pytest.importorskip("gradio", reason="the app extra is not installed: pip install -e .[app]")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e .[dev]")
@@ -24,13 +24,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:::gradio.queueing"),  # pandas 3 deprecations inside Gradio's queue,
 ]
 tool = load_script(ROOT / "tools" / "app_screenshot.py")
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    from eva_helpers.app.local import load_local
-
-    return load_local(model_path=tiny_model(tmp_path_factory), progress=False)
 
 
 def test_a_visitor_uploads_an_image_asks_for_grad_cam_and_sees_the_label_and_the_heatmap(app):

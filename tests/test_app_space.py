@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_app_support import free_port, tiny_model
+from test_app_support import free_port
 
 gradio = pytest.importorskip("gradio", reason="the app extra is not installed: pip install -e .[app]")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -25,22 +25,10 @@ TRAINING_MODULES = ("train.py", "engine.py", "schedule.py", "lr_finder.py", "aug
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return tiny_model(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def local(model_path):
-    from eva_helpers.app.local import load_local
-
-    return load_local(model_path=model_path, progress=False)
-
-
-@pytest.fixture(scope="module")
-def space(model_path, tmp_path_factory):
+def space(app_model_path, tmp_path_factory):
     """The folder that `python -m eva_helpers.app export` writes."""
     out = tmp_path_factory.mktemp("space") / "space"
-    done = subprocess.run([sys.executable, "-m", "eva_helpers.app", "export", "--model", str(model_path), "--out",
+    done = subprocess.run([sys.executable, "-m", "eva_helpers.app", "export", "--model", str(app_model_path), "--out",
                            str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"wrote the Space to {out}" in done.stdout
@@ -52,12 +40,12 @@ def front_matter(readme: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in head.strip().splitlines())
 
 
-def test_the_space_folder_has_the_app_its_inference_code_weights_and_images_and_no_training_code(space, local):
+def test_the_space_folder_has_the_app_its_inference_code_weights_and_images_and_no_training_code(space, app):
     names = {p.relative_to(space).as_posix() for p in space.rglob("*") if p.is_file()}
     assert {"app.py", "README.md", "requirements.txt", "model.safetensors", "meta.json", "metrics.json",
             "report.json", "mistakes/mistakes.json", "figures/figures.json"} <= names  # fmt: skip
     assert len([n for n in names if n.startswith("examples/") and n.endswith(".png")]) == 10
-    assert len([n for n in names if n.startswith("mistakes/") and n.endswith(".png")]) == len(local.mistakes)
+    assert len([n for n in names if n.startswith("mistakes/") and n.endswith(".png")]) == len(app.mistakes)
     assert not [n for n in names if n.endswith((".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npy"))]
     code = {n for n in names if n.endswith(".py")}
     assert not [n for n in code if Path(n).name in TRAINING_MODULES]
@@ -76,15 +64,14 @@ def test_the_space_names_no_path_of_this_machine(space):
             assert "/work/" not in text and str(Path.home()) + "/" not in text and str(ROOT) not in text, path
 
 
-def test_the_readme_has_space_front_matter_and_the_accuracy_with_its_source(space, local):
+def test_the_readme_has_space_front_matter_and_the_accuracy_with_its_source(space, app):
     readme = (space / "README.md").read_text()
     front = front_matter(readme)
     assert front["sdk"] == "gradio" and front["sdk_version"] == gradio.__version__ and front["app_file"] == "app.py"
-    assert (
-        f"**{local.metrics['test_acc']:.2%}** test accuracy after the last epoch (2), from the run's metrics.json"
-        in (readme)
+    assert f"**{app.metrics['test_acc']:.2%}** test accuracy after the last epoch (2), from the run's metrics.json" in (
+        readme
     )
-    assert f"git commit {local.metrics['git_commit']}" in readme and "hf upload" in readme
+    assert f"git commit {app.metrics['git_commit']}" in readme and "hf upload" in readme
     assert "no training code" in readme
     requirements = (space / "requirements.txt").read_text().splitlines()
     torch_line = next(r for r in requirements if re.match(r"torch\b", r))
@@ -93,25 +80,25 @@ def test_the_readme_has_space_front_matter_and_the_accuracy_with_its_source(spac
     assert f"gradio>={gradio.__version__},<{major + 1}" in requirements
 
 
-def test_the_space_folder_gives_the_local_app_s_predictions_and_mistakes(space, local):
+def test_the_space_folder_gives_the_local_app_s_predictions_and_mistakes(space, app):
     from eva_helpers.app.bundle import load_folder
     from eva_helpers.app.service import read_upload, top_k
 
     there = load_folder(folder=space)
-    for a, b in zip(there.model.state_dict().values(), local.model.state_dict().values()):
+    for a, b in zip(there.model.state_dict().values(), app.model.state_dict().values()):
         assert a.equal(b)
-    assert there.report == local.report and there.notes == local.notes
-    assert [(m.true, m.pred, m.prob) for m in there.mistakes] == [(m.true, m.pred, m.prob) for m in local.mistakes]
-    assert all(np.array_equal(a.image, b.image) for a, b in zip(there.mistakes, local.mistakes))
-    assert [t for t, _ in there.figures] == [t for t, _ in local.figures]
+    assert there.report == app.report and there.notes == app.notes
+    assert [(m.true, m.pred, m.prob) for m in there.mistakes] == [(m.true, m.pred, m.prob) for m in app.mistakes]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(there.mistakes, app.mistakes))
+    assert [t for t, _ in there.figures] == [t for t, _ in app.figures]
     for example in there.examples:
         image = read_upload(example, size=32)
-        assert top_k(app=there, image=image, k=3) == top_k(app=local, image=image, k=3)
-    assert "data_dir" not in there.meta["data"] and there.meta["classes"] == local.meta["classes"]
+        assert top_k(app=there, image=image, k=3) == top_k(app=app, image=image, k=3)
+    assert "data_dir" not in there.meta["data"] and there.meta["classes"] == app.meta["classes"]
 
 
 @pytest.mark.slow  # builds a virtual environment from the Space's requirements.txt: a few minutes
-def test_the_exported_space_runs_from_its_own_files_in_a_fresh_venv(space, local, tmp_path):
+def test_the_exported_space_runs_from_its_own_files_in_a_fresh_venv(space, app, tmp_path):
     copy = shutil.copytree(space, tmp_path / "space")  # nothing else of this checkout beside it
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -139,7 +126,7 @@ def test_the_exported_space_runs_from_its_own_files_in_a_fresh_venv(space, local
         got = client.predict(handle_file(example), 3, api_name="/predict")["confidences"]
         from eva_helpers.app.service import read_upload, top_k
 
-        want = top_k(app=local, image=read_upload(example, size=32), k=3)
+        want = top_k(app=app, image=read_upload(example, size=32), k=3)
         assert [c["label"] for c in got] == [c for c, _ in want]
         assert [c["confidence"] for c in got] == pytest.approx([p for _, p in want], abs=1e-4)
         top, cams = client.predict(handle_file(example), 1, ["layer3"], 0.5, "", api_name="/explain")
