@@ -38,11 +38,12 @@ def store(run: Path) -> Path:
         raise SystemExit(f"{run}: not a papermill run with parameters (no injected-parameters cell)")
     cells = []
     for cell in committed.cells:
-        if "injected-parameters" in cell.metadata.get("tags", []):
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags:
             continue  # an earlier run's: this run's takes its place
         if cell.cell_type == "code":
             twin = ran.get(cell.get("id"))
-            is_parameters = "parameters" in cell.metadata.get("tags", [])
+            is_parameters = "parameters" in tags
             if not is_parameters and (twin is None or twin.source != cell.source):
                 raise SystemExit(f"{run}: code cell {cell.get('id')} changed since the run; run the notebook again")
             cell.outputs = [] if is_parameters else _readable(twin.outputs)
@@ -50,7 +51,7 @@ def store(run: Path) -> Path:
             for key in ("papermill", "execution"):
                 cell.metadata.pop(key, None)
         cells.append(cell)
-        if "parameters" in cell.metadata.get("tags", []):
+        if "parameters" in tags:  # the run's parameters go right under the defaults they replaced
             shown = injected[0]
             shown.outputs, shown.metadata = [], {"tags": ["injected-parameters"]}
             cells.append(shown)
