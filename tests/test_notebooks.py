@@ -6,6 +6,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
 from eva_helpers.params import SPEC, TRAIN_PARAMS, check_params
 
@@ -42,21 +43,58 @@ def test_cells_are_short_and_checks_are_tags_a_reader_does_not_see(path):
     checked = [c for c in code if "nbval-check-output" in c.metadata.get("tags", [])]
     assert len(checked) >= 2
     for c in code[1:]:
-        if "injected-parameters" in c.metadata.get("tags", []):
-            continue  # papermill's record of the stored run's parameters
         assert len(c.source.splitlines()) <= 12, f"{path.name}: logic belongs in eva_helpers:\n{c.source}"
         assert "NBVAL" not in c.source, f"{path.name}: a test marker in the text; tag the cell instead"
     assert any("check_params(namespace=globals()" in c.source for c in code[:4])
 
 
+def assigned_names(source: str) -> set[str]:
+    """The names a cell's code binds anywhere in it (IPython's own transformer turns magics into calls first)."""
+    code = TransformerManager().transform_cell(source)
+    found = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):  # =, +=, for, with, :=, unpacking
+            found.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.alias)):
+            found.add(getattr(node, "asname", None) or getattr(node, "name", "").split(".")[0])
+    return found
+
+
+def test_assigned_names_sees_every_way_to_bind_a_name():
+    assert assigned_names("epochs = 5") == {"epochs"}
+    bound = assigned_names("a, (epochs, b) = f()\nfor seed in x: pass\nwith f() as tta: pass")
+    assert bound >= {"epochs", "seed", "tta"}
+    assert assigned_names("%matplotlib inline\nimport x as data_dir\nif (max_lr := 1): pass") >= {"data_dir", "max_lr"}
+    assert assigned_names("print(epochs)") == set()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_only_the_parameters_cell_sets_a_parameter(path):
+    """A stored run's values must not execute: opened and run, a notebook uses the defaults of its parameters cell."""
+    nb = nbformat.read(path, 4)
+    names = set(papermill.inspect_notebook(str(path))) | set(SPEC)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        assert "injected-parameters" not in tags, f"{path.name}: papermill's injected cell would override the defaults"
+        if cell.cell_type == "code" and "parameters" not in tags:
+            clash = assigned_names(cell.source) & names
+            assert not clash, f"{path.name}: cell {cell.get('id')} sets parameters {sorted(clash)}:\n{cell.source}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_the_stored_notebook_shows_a_real_run_and_says_which(path):
     nb = nbformat.read(path, 4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    note = nb.cells[at + 1]
+    assert note.cell_type == "markdown" and note.metadata.get("tags") == ["stored-run-parameters"], (
+        f"{path.name}: store a papermill run with tools/store_outputs.py (a note under the parameters shows what ran)"
+    )
+    shown = note.source.split("```python\n", 1)[1].split("```", 1)[0]
+    values = {n.targets[0].id: n.value for n in ast.parse(shown).body}
+    assert values and set(values) <= set(papermill.inspect_notebook(str(path))), f"{path.name}: {shown}"
+    assert not any(p in shown for p in ("/work/", "/home/", "/tmp/", "/Users/")), "a machine path"
+    assert "smoke" not in shown and "make_cifar10_batches" not in shown
     code = [c for c in nb.cells if c.cell_type == "code"]
-    injected = [c for c in code if "injected-parameters" in c.metadata.get("tags", [])]
-    assert len(injected) == 1, f"{path.name}: store a papermill run (its parameters cell shows what ran)"
-    assert not any(p in injected[0].source for p in ("/work/", "/home/", "/tmp/", "/Users/")), "a machine path"
-    assert "smoke" not in injected[0].source and "make_cifar10_batches" not in injected[0].source
     ran = [c for c in code if "parameters" not in c.metadata.get("tags", [])]
     assert all(c.execution_count for c in ran), f"{path.name}: every cell after the parameters ran"
     assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)

@@ -5,7 +5,9 @@
 Each RUN is a notebook of notebooks/ executed by papermill on real data (the commands are in
 docs/stored_outputs.md). Its code must still be the committed notebook's: a code cell changed since the run
 makes the outputs stale, and this refuses them. The stored notebook keeps the committed text and tags, and
-takes the run's injected parameters cell (which shows what ran) and outputs. Progress-bar widgets (which GitHub
+takes the run's outputs. The parameters that ran are shown under the defaults as a markdown note, never as
+code: papermill's injected-parameters cell would override the defaults for everyone who opens the notebook
+and runs it (Colab's "Run all", nbconvert, or papermill with no -p). Progress-bar widgets (which GitHub
 cannot draw) and papermill's bookkeeping are dropped; nothing else is changed.
 """
 
@@ -19,6 +21,9 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDGET = "application/vnd.jupyter.widget-view+json"
+INJECTED = "injected-parameters"  # papermill's tag for the code cell it writes
+NOTE = "stored-run-parameters"  # our tag for the markdown note that shows them instead
+NOTE_ID = "stored-run-parameters"  # a fixed cell id: storing the same run twice writes the same file
 
 
 def _readable(outputs: list) -> list:
@@ -26,21 +31,34 @@ def _readable(outputs: list) -> list:
     return [out for out in outputs if WIDGET not in out.get("data", {})]
 
 
-def store(run: Path) -> Path:
+def parameters_note(injected_source: str) -> nbformat.NotebookNode:
+    """A markdown cell showing the parameters papermill injected (its `# Parameters` header left out)."""
+    lines = [line for line in injected_source.strip().splitlines() if line.strip() != "# Parameters"]
+    text = (
+        "**The stored run's parameters.** The outputs below come from a run with these values in place of the "
+        "defaults above (papermill `-p`). Run the notebook yourself and the defaults apply.\n\n"
+        "```python\n" + "\n".join(lines) + "\n```"
+    )
+    cell = nbformat.v4.new_markdown_cell(source=text, metadata={"tags": [NOTE]})
+    cell.id = NOTE_ID
+    return cell
+
+
+def store(run: Path, notebooks: Path = ROOT / "notebooks") -> Path:
     """Merge the executed `run` into notebooks/<its name>; raise SystemExit if its code is not the committed code."""
-    target = ROOT / "notebooks" / run.name
+    target = notebooks / run.name
     if not target.is_file():
-        raise SystemExit(f"{run}: no notebooks/{run.name} to store it in")
+        raise SystemExit(f"{run}: no {notebooks.name}/{run.name} to store it in")
     committed, done = nbformat.read(target, 4), nbformat.read(run, 4)
     ran = {c.get("id"): c for c in done.cells}
-    injected = [c for c in done.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    injected = [c for c in done.cells if INJECTED in c.metadata.get("tags", [])]
     if len(injected) != 1:
         raise SystemExit(f"{run}: not a papermill run with parameters (no injected-parameters cell)")
     cells = []
     for cell in committed.cells:
         tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags:
-            continue  # an earlier run's: this run's takes its place
+        if INJECTED in tags or NOTE in tags:
+            continue  # an earlier run's: this run's note takes its place
         if cell.cell_type == "code":
             twin = ran.get(cell.get("id"))
             is_parameters = "parameters" in tags
@@ -52,9 +70,7 @@ def store(run: Path) -> Path:
                 cell.metadata.pop(key, None)
         cells.append(cell)
         if "parameters" in tags:  # the run's parameters go right under the defaults they replaced
-            shown = injected[0]
-            shown.outputs, shown.metadata = [], {"tags": ["injected-parameters"]}
-            cells.append(shown)
+            cells.append(parameters_note(injected[0].source))
     committed.cells = cells
     for key in ("papermill", "widgets"):
         committed.metadata.pop(key, None)
@@ -68,7 +84,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="notebooks executed by papermill")
     for run in parser.parse_args().runs:
         path = store(run)
-        print(f"stored {run} in {path.relative_to(ROOT)} ({path.stat().st_size / 1e6:.2f} MB)")
+        print(f"stored {run} in {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":
