@@ -41,7 +41,7 @@ class ErrorReport:
     @property
     def accuracy(self) -> float:
         """Fraction of images classified correctly."""
-        return 1 - self.count / max(self.n, 1)
+        return (self.n - self.count) / max(self.n, 1)  # correct / n, the same division as training's accuracy
 
     @property
     def per_class_accuracy(self) -> list[float]:

@@ -105,31 +105,40 @@ def normalize(
     return (x - m) / s  # the same arithmetic as the training loaders, so evaluation sees identical inputs
 
 
+def flip_tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Flip test-time augmentation: the float logits of `x` and of its mirror image (left to right), averaged.
+
+    Training flips images at random, so the mirror image is one the model knows. Every evaluation that
+    honours a run's `tta` (training's held-out accuracy, notebook 05, the app) computes it here.
+    """
+    return (model(x).float() + model(x.flip(3)).float()) / 2
+
+
 @torch.no_grad()
 def predict_logits(
-    *,
-    model: nn.Module,
-    images: np.ndarray,
-    mean: Sequence[float],
-    std: Sequence[float],
-    batch_size: int = 256,
-    progress: bool = False,
+    *, model: nn.Module, images: np.ndarray, meta: dict[str, Any], batch_size: int = 256, progress: bool = False
 ) -> np.ndarray:
-    """Float32 logits (N, classes) of `model` for uint8 images (N, H, W, 3), in fp32, in batches."""
+    """Float32 logits (N, classes) of `model` for uint8 images (N, H, W, 3), in fp32, in batches.
+
+    `meta` is model.pt's metadata (load_trained): the training split's mean and std prepare the images, and
+    a run trained with tta=True is evaluated with flip TTA, as training measured it, so the accuracy here is
+    the one in metrics.json.
+    """
     from tqdm.auto import tqdm
 
     batch_size = whole("batch_size", batch_size, low=1)
     device = next(model.parameters()).device
+    tta = bool(meta.get("tta", False))  # model.pt files written before tta was stored were evaluated without it
     was_training = model.training
     model.eval()
     out = []
     try:
         for start in tqdm(range(0, len(images), batch_size), desc="predict", leave=False, disable=not progress):
-            x = normalize(images=images[start : start + batch_size], mean=mean, std=std, device=device)
-            out.append(model(x).float().cpu())
+            x = normalize(images=images[start : start + batch_size], mean=meta["mean"], std=meta["std"], device=device)
+            out.append((flip_tta_logits(model, x) if tta else model(x).float()).cpu())
     finally:
         model.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(out).numpy() if out else np.zeros((0, len(meta.get("classes", ()))), dtype=np.float32)
 
 
 def top_classes(
@@ -137,7 +146,7 @@ def top_classes(
 ) -> list[list[tuple[str, float]]]:
     """For each uint8 image (N, H, W, 3): its k most probable classes as (name, probability), most probable first."""
     k = whole("k", k, low=1, high=len(meta["classes"]), hint="a number of classes the model knows")
-    logits = predict_logits(model=model, images=images, mean=meta["mean"], std=meta["std"])
+    logits = predict_logits(model=model, images=images, meta=meta)
     probs = torch.from_numpy(logits).softmax(1)
     p, idx = probs.topk(k, dim=1)
     return [[(meta["classes"][int(c)], float(v)) for v, c in zip(row_p, row_i)] for row_p, row_i in zip(p, idx)]

@@ -286,3 +286,26 @@ def test_the_same_seed_gives_the_same_metrics_and_another_seed_does_not(cifar, t
     c = train(recipe(cifar, tmp_path / "c", epochs=1, seed=2))[1]
     assert a.history == b.history
     assert a.history != c.history
+
+
+def test_a_tta_run_reports_one_accuracy_in_metrics_notebook_05_and_the_app(cifar, tmp_path):
+    """metrics.json, notebook 05's evaluation and the app's report agree, flip TTA included, to the loss."""
+    from eva_helpers.analysis import error_report
+    from eva_helpers.app.local import load_local
+    from eva_helpers.data import load_model_data
+    from eva_helpers.inference import predict_logits
+
+    _, result = train(recipe(cifar, tmp_path, tta=True, epochs=2))
+    model, meta = load_trained(out_dir=tmp_path)
+    assert meta["tta"] is True
+    data = load_model_data(meta=meta)  # as notebook 05 does
+    logits = predict_logits(model=model, images=data.x_test, meta=meta)
+    report = error_report(logits=logits, labels=data.y_test, classes=data.classes, split=data.test_split)
+    last = result.metrics["history"][-1]
+    assert report.accuracy == result.metrics["test_acc"] == meta["test_acc"]
+    assert float(report.loss.mean()) == pytest.approx(last["test_loss"], rel=1e-5)  # the TTA logits themselves
+    plain = error_report(logits=predict_logits(model=model, images=data.x_test, meta={**meta, "tta": False}),
+                         labels=data.y_test, classes=data.classes)  # fmt: skip
+    assert float(plain.loss.mean()) != pytest.approx(last["test_loss"], rel=1e-5)  # so the check above can fail
+    app = load_local(model_path=tmp_path / "model.pt", progress=False)
+    assert app.report["accuracy"] == report.accuracy and app.report["n"] == report.n

@@ -125,7 +125,7 @@ def load_local(
         app.figures = figures(app=app, report=None)
         return app
     started = time.perf_counter()
-    logits = predict_logits(model=model, images=data.x_test, mean=meta["mean"], std=meta["std"], progress=progress)
+    logits = predict_logits(model=model, images=data.x_test, meta=meta, progress=progress)
     report = error_report(logits=logits, labels=data.y_test, classes=meta["classes"], split=data.test_split)
     if progress:
         print(f"{report.title} ({time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
