@@ -129,6 +129,8 @@ def gradcam(*, model: nn.Module, images: torch.Tensor, targets: Sequence[int], l
         raise ValueError(f"need one target class per image: {len(targets)} targets for {images.shape[0]} images")
     if not any(module is layer for module in model.modules()):
         raise ValueError("layer is not a submodule of model; pick one from eva_helpers.models.gradcam_layers(model)")
+    if not targets:  # no images (a model with no mistakes to explain): no heatmaps
+        return np.zeros((0, *images.shape[2:]), dtype=np.float32)
     # Imported here: pytorch_grad_cam pulls in scikit-learn, torchvision and OpenCV (seconds), and
     # `import eva_helpers` should stay cheap for notebooks and the training CLI that never draw a CAM.
     from pytorch_grad_cam import GradCAM

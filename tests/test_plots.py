@@ -251,3 +251,19 @@ def test_plot_predictions_shows_each_image_its_cam_and_its_top_classes():
     assert len(plots.plot_predictions(predictions=preds).axes) == 4  # without Grad-CAM
     with pytest.raises(ValueError, match="one heatmap per image"):
         plots.plot_predictions(predictions=preds, cams=np.zeros((1, 32, 32)))
+
+
+def test_a_model_without_mistakes_gets_a_sentence_where_the_figures_would_be():
+    from eva_helpers.analysis import explain
+    from eva_helpers.models import build_model
+
+    none = np.zeros((0, 32, 32, 3), np.uint8)
+    fig = plots.plot_misclassified(images=none, true=[], pred=[], confidence=[], loss=[], classes=["a", "b"],
+                             title="test split: 0 of 100 misclassified, accuracy 100.00%")  # fmt: skip
+    said = " ".join(t.get_text() for t in fig.texts)
+    assert "No misclassified images" in said and "0 of 100 misclassified" in said and not fig.axes
+    cams = explain(model=build_model(name="custom_resnet", num_classes=2, seed=0), images=none, mean=[0.5] * 3,
+                   std=[0.25] * 3, targets={"predicted": [], "true": []})  # fmt: skip
+    assert all(h.shape == (0, 32, 32) for h in cams.values()) and len(cams) == 6
+    fig = plots.plot_gradcam(images=none, cams=cams, titles=[])
+    assert "No images to explain" in " ".join(t.get_text() for t in fig.texts) and not fig.axes

@@ -239,7 +239,10 @@ def mistakes_gallery(
     """The `count` worst mistakes (highest loss first) captioned; with gradcam, each followed by its Grad-CAM
     for the predicted class and for the true class at `layer` (default: the deepest)."""
     if not app.mistakes:
-        raise InputError(" ".join(app.notes) or "The held-out split has no misclassified images.")
+        r = app.report
+        perfect = r is not None and r["count"] == 0
+        raise InputError(f"No mistakes to show: the model got all {r['n']:,} {r['split']} images right." if perfect
+                         else " ".join(app.notes) or "The held-out split has no misclassified images.")  # fmt: skip
     if isinstance(count, float) and count.is_integer():
         count = int(count)
     try:

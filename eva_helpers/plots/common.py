@@ -19,6 +19,13 @@ def _subplots(*args, figsize, **kwargs):
     return fig, fig.subplots(*args, **kwargs)
 
 
+def message_figure(text: str) -> Figure:
+    """A small figure that says, in words, why there is nothing to draw (a model with no mistakes, say)."""
+    fig = Figure(figsize=(6, 1.2))
+    fig.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=10)
+    return fig
+
+
 def _short(name: str, width: int = 18) -> str:
     """Return a class name short enough for a tile title: the first of WordNet's comma-separated synonyms, cut."""
     name = str(name).split(",")[0].strip()

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from ..analysis import overlay
 from ..validate import whole
-from .common import MANY_CLASSES, _grid, _image_panel, _images, _rotate_xticks, _short, _subplots
+from .common import MANY_CLASSES, _grid, _image_panel, _images, _rotate_xticks, _short, _subplots, message_figure
 
 
 def plot_misclassified(
@@ -35,6 +35,8 @@ def plot_misclassified(
     for what, values in (("true", true), ("pred", pred), ("confidence", confidence), ("loss", loss)):
         if len(values) != n:
             raise ValueError(f"{what} has {len(values)} entries for {n} images: pass one per image")
+    if n == 0:  # a model that got every image right: say so instead of drawing an empty grid
+        return message_figure(f"No misclassified images to show.\n{title}" if title else "No misclassified images.")
     fig, axes = _grid(n, ncols, tile=2.0, extra_h=0.8)
     for ax, image, t, p, conf, item_loss in zip(axes, images, true, pred, confidence, loss):
         ax.imshow(image)
@@ -132,6 +134,8 @@ def plot_gradcam(*, images: np.ndarray, cams: Mapping[str, np.ndarray], titles: 
             raise ValueError(f"cams[{key!r}] has shape {np.shape(heatmaps)}, expected {images.shape[:3]}")
     if titles is not None and len(titles) != n:
         raise ValueError(f"{len(titles)} titles for {n} images: pass one per image or None")
+    if n == 0:
+        return message_figure("No images to explain: with no misclassified images there is no mistake to look into.")
     ncols = 1 + len(cams)
     fig, axes = _subplots(n, ncols, figsize=(2.2 * ncols + 0.8, 2.4 * n + 0.4), squeeze=False)
     for r in range(n):
