@@ -68,9 +68,7 @@ def test_the_app_starts_with_examples_mistakes_and_the_report(app, app_model_pat
     assert r["n"] == 30 and r["count"] == len(app.mistakes) > 0 and 0 <= r["accuracy"] < 1
     assert np.array(r["confusion"]).sum() == 30
     images = np.stack([m.image for m in app.mistakes])
-    logits = torch.from_numpy(
-        predict_logits(model=app.model, images=images, mean=app.meta["mean"], std=app.meta["std"])
-    )
+    logits = torch.from_numpy(predict_logits(model=app.model, images=images, meta=app.meta))
     pred = logits.argmax(1).tolist()
     assert pred == [m.pred for m in app.mistakes] and all(m.pred != m.true for m in app.mistakes)
     losses = [-torch.log_softmax(row, 0)[m.true].item() for row, m in zip(logits, app.mistakes)]
@@ -160,6 +158,16 @@ def test_without_data_the_mistakes_say_why(app):
         mistakes_gallery(app=dataclasses.replace(bare, mistakes=[]), count=1)
 
 
+def test_a_model_without_mistakes_gets_a_sentence_not_a_crash(app):
+    from eva_helpers.app.service import InputError, mistakes_gallery
+    from eva_helpers.app.ui import build_ui
+
+    perfect = dataclasses.replace(app, mistakes=[], report={**app.report, "count": 0, "accuracy": 1.0})
+    build_ui(app=perfect).close()
+    with pytest.raises(InputError, match="No mistakes to show: the model got all 30 test images right"):
+        mistakes_gallery(app=perfect, count=3)
+
+
 def test_the_batch_gives_a_table_and_its_csv_and_names_the_file_that_is_not_an_image(app, client, own):
     names = ["wide photo.jpg", "sticker.png", "scan.jpg", "tiny.gif"]
     table, csv_path, skipped = client.predict([handle_file(own / n) for n in [*names, "notes.txt"]],
@@ -223,6 +231,37 @@ def test_a_burst_from_eight_clients_each_gets_the_answer_for_its_own_image(app, 
     for (i, _), got in results.items():
         assert [c for c, _ in got] == [c for c, _ in want[i]], i
         assert [p for _, p in got] == pytest.approx([p for _, p in want[i]], abs=1e-6), i
+
+
+def test_concurrent_grad_cams_are_the_serial_ones(app, own):
+    """Grad-CAM hangs hooks on the shared model, so without AppModel.lock one visitor's forward pass feeds
+    another's hooks. Eight visitors at once, three requests each, must get the heatmaps one visitor alone gets."""
+    from eva_helpers.app.service import explain_image, read_upload
+
+    paths = [*app.examples[:6], own / "wide photo.jpg", own / "scan.jpg"]
+    images = [read_upload(p, size=app.meta["image_size"]) for p in paths]
+    ask = dict(k=3, layers=app.layer_names, opacity=1.0)  # opacity 1: the heatmap alone, not blended
+    serial = [explain_image(app=app, image=image, **ask) for image in images]
+    start, results, errors = threading.Barrier(len(images)), {}, []
+
+    def visitor(i):
+        try:
+            start.wait()
+            for r in range(3):
+                results[i, r] = explain_image(app=app, image=images[i], **ask)
+        except Exception as e:  # reported below, with the visitor
+            errors.append((i, repr(e)))
+
+    threads = [threading.Thread(target=visitor, args=(i,)) for i in range(len(images))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors and len(results) == 3 * len(images)
+    for (i, r), (top, gallery) in results.items():
+        assert top == serial[i][0], (i, r)
+        for (got, caption), (want, _) in zip(gallery, serial[i][1], strict=True):
+            assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, f"visitor {i}, request {r}: {caption}"
 
 
 def test_a_model_file_of_the_wrong_shape_or_with_missing_keys_is_refused_at_start(app, tmp_path):

@@ -278,12 +278,14 @@ def test_two_ranks_match_one_process_on_the_same_global_batches_and_resume(cifar
     # both ranks end with the same weights (DDP keeps them in step) ...
     assert torch.equal(two[0]["before"], one[0]["before"])
     assert torch.equal(two[0]["after"], two[1]["after"])
-    # ... and those equal one process's, up to summation order (measured: 1e-5 of the distance the
-    # weights moved). Reading the same shard on both ranks, summing instead of averaging gradients,
-    # or not syncing them at all each make the difference larger than that distance (1.1 to 1.5).
+    # ... and those equal one process's, up to float arithmetic. How close depends on the CPU: oneDNN picks its
+    # convolution kernels by batch size and layout, and this tiny run amplifies their rounding. Measured, as a
+    # fraction of the distance the weights moved: 1e-5 on an AVX2 EPYC; 0.023 on an AVX512-BF16 EPYC, where one
+    # process alone moves 0.025 differently with channels_last off. Reading the same shard on both ranks,
+    # summing instead of averaging gradients, or not syncing them at all each make it 1.1 to 1.5.
     moved = one[0]["after"] - one[0]["before"]
     assert moved.norm() > 1e-3 * one[0]["before"].norm()
-    assert relative(two[0]["after"] - one[0]["before"], moved) < 1e-3
+    assert relative(two[0]["after"] - one[0]["before"], moved) < 0.1
 
     m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
     m2 = json.loads((out / "metrics.json").read_text())

@@ -178,3 +178,35 @@ def test_the_steep_rule_is_torch_lr_finders_where_that_one_is_sound():
         _, theirs = finder.plot(skip_start=10, skip_end=5, suggest_lr=True, ax=Figure().subplots())
         assert theirs < lr[loss.argmin()]
         assert suggest(lr=lr, loss=loss)[0]["steep"] == theirs
+
+
+def test_each_rule_reads_its_own_point_of_a_real_curve():
+    """The range test behind the README's picture (ResNet-9, 10,000 CIFAR-10 JPEG images, fp32 CPU), read again.
+
+    minimum and steep are checked against independent readings (numpy, and torch-lr-finder's own rule on the
+    descent); valley must lie inside the descent; all three against what the committed picture shows. A rule
+    that reads the wrong point (the minimum itself, a point past it, the flat start) fails here.
+    """
+    import json
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    saved = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/results/lr_range_test_cifar10_jpeg_cpu.json")
+                       .read_text())  # fmt: skip
+    lr, loss = np.array(saved["lr"]), np.array(saved["loss"])
+    got, warning = suggest(lr=lr, loss=loss)
+    assert warning is None and len(set(got.values())) == 3
+    low = int(loss.argmin())
+    assert got["minimum"] == pytest.approx(lr[low] / 10, rel=1e-12)
+    finder = LRFinder.__new__(LRFinder)  # the library's rule on the descent only, with the same first points cut
+    finder.history = {"lr": lr[: low + 1].tolist(), "loss": loss[: low + 1].tolist()}
+    skip = min((low + 1) // 4, 10)
+    _, theirs = finder.plot(skip_start=skip, skip_end=0, suggest_lr=True, ax=Figure().subplots())
+    assert got["steep"] == theirs
+    valley = int(np.searchsorted(lr, got["valley"]))
+    assert 0 < valley < low and loss[valley] < loss[0] and loss[valley] > loss[low]
+    assert got == pytest.approx(saved["suggestions"], rel=1e-12)  # and what the committed picture shows
