@@ -5,7 +5,9 @@ python -m eva_helpers.train --dataset cifar10 --epochs 24 --out_dir outputs   (t
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import os
 import sys
 import time
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,10 +36,11 @@ from .device import (
 from .engine import evaluate, train_epoch
 from .files import save_json
 from .loaders import eval_batch_size, make_loaders
-from .lr_finder import lr_range_test
+from .lr_finder import RULES, lr_range_test
 from .models import model_name
 from .params import pick
 from .schedule import one_cycle
+from .validate import choice
 
 _PRODUCTS = {"checkpoint": "pt", "metrics": "json", "model": "pt", "lr_finder": "json"}  # what fit writes in out_dir
 
@@ -124,8 +128,14 @@ def make_sgd(*, model: nn.Module, lr: float, momentum: float = 0.9, nesterov: bo
 
 def lr_test(*, setup: Setup, finder_start_lr: float = 1e-5, finder_end_lr: float = 10.0, finder_iters: int = 100,
             lr_rule: str = "valley", momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 5e-4,
-            label_smoothing: float = 0.0, progress: bool = True) -> dict[str, Any] | None:  # fmt: skip
+            label_smoothing: float = 0.0, progress: bool = True,
+            reuse: str | Path | None = None) -> dict[str, Any] | None:  # fmt: skip
     """The LR range test with the recipe's optimiser, loss, loader and precision; the model is restored after.
+
+    The result carries a fingerprint of everything that shapes the curve: the model's class, logit scale and
+    weights, the training images, the loader and augmentation settings, the precision and the range test's own
+    settings. `reuse` names an earlier result (notebook 03's lr_finder.json, say): when its fingerprint is this
+    one, its curve is returned (with `lr_rule`'s suggestion) instead of running the same test again.
 
     Under DDP it runs on rank 0 alone, on the global batch that training steps with, and returns None on
     the other ranks: a per-rank slice of the batch would suggest an LR for another batch size.
@@ -134,13 +144,46 @@ def lr_test(*, setup: Setup, finder_start_lr: float = 1e-5, finder_end_lr: float
         if setup.rank > 0:
             return None
         setup = prepare(model=setup.model, data=setup.data, **setup.knobs, rank=0, world=1)
+    fingerprint = range_test_fingerprint(setup=setup, settings={
+        "finder_start_lr": finder_start_lr, "finder_end_lr": finder_end_lr, "finder_iters": finder_iters,
+        "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
+    })  # fmt: skip
+    earlier = _read_result(reuse)
+    if isinstance(earlier, dict) and earlier.get("fingerprint") == fingerprint:
+        choice("lr_rule", lr_rule, RULES)
+        return {**earlier, "rule": lr_rule, "suggested_lr": earlier["suggestions"][lr_rule], "reused": str(reuse)}
     setup.train_loader.set_epoch(-1)  # its own shuffle, so training epochs draw the same data with or without it
     sgd = make_sgd(model=setup.model, lr=finder_start_lr, momentum=momentum, nesterov=nesterov,
                    weight_decay=weight_decay)  # fmt: skip
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    return lr_range_test(model=setup.model, optimizer=sgd, criterion=criterion, train_loader=setup.train_loader,
-                         device=setup.device, start_lr=finder_start_lr, end_lr=finder_end_lr, num_iter=finder_iters,
-                         amp_dtype=setup.amp_dtype, rule=lr_rule, progress=progress)  # fmt: skip
+    found = lr_range_test(model=setup.model, optimizer=sgd, criterion=criterion, train_loader=setup.train_loader,
+                          device=setup.device, start_lr=finder_start_lr, end_lr=finder_end_lr, num_iter=finder_iters,
+                          amp_dtype=setup.amp_dtype, rule=lr_rule, progress=progress)  # fmt: skip
+    return {**found, "fingerprint": fingerprint, "reused": None}
+
+
+def _read_result(path: str | Path | None) -> dict[str, Any] | None:
+    """An earlier range test's JSON, or None when there is none or it cannot be read (the test then runs)."""
+    try:
+        return json.loads(Path(path).read_text()) if path is not None and Path(path).is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def range_test_fingerprint(*, setup: Setup, settings: dict[str, Any]) -> str:
+    """A sha256 of what shapes a range test's curve: model, weights, training images, loader, precision, settings."""
+    digest = hashlib.sha256()
+    for name, tensor in setup.model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    for array in (setup.data.x_train, setup.data.y_train):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    described = {**settings, **{k: v for k, v in setup.knobs.items() if k not in ("device", "precision")},
+                 "model": type(setup.model).__name__, "logit_scale": getattr(setup.model, "logit_scale", 1.0),
+                 "augment": setup.augment, "amp": precision_name(setup.amp_dtype), "device": setup.device.type,
+                 "torch": torch.__version__}  # fmt: skip
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
 
 
 def eta(epoch_seconds: list[float], left: int) -> str:
@@ -213,7 +256,7 @@ def fit(
     if state is not None:
         max_lr, finder = state["max_lr"], state.get("lr_finder")
     elif max_lr is None:
-        finder = lr_test(setup=setup, **pick(lr_test, hyper))
+        finder = lr_test(setup=setup, reuse=paths["lr_finder"], **pick(lr_test, hyper))  # notebook 03's, if the same
         max_lr = all_reduce_sum([finder["suggested_lr"] if rank == 0 else 0.0], dev)[0]  # rank 0's suggestion
         if rank == 0:
             save_json(obj=finder, path=paths["lr_finder"])
@@ -239,6 +282,7 @@ def fit(
         "classes": data.classes, "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test)),
         "steps_per_epoch": steps, "eval_batch_size": setup.test_loader.batch_size,
         "max_lr_source": "lr range test" if hyper["max_lr"] is None else "given",
+        "lr_range_test_reused": bool(finder and finder.get("reused")),
     }  # fmt: skip
     show = progress and rank == 0
     for epoch in range(len(log.history), epochs):

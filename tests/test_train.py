@@ -309,3 +309,31 @@ def test_a_tta_run_reports_one_accuracy_in_metrics_notebook_05_and_the_app(cifar
     assert float(plain.loss.mean()) != pytest.approx(last["test_loss"], rel=1e-5)  # so the check above can fail
     app = load_local(model_path=tmp_path / "model.pt", progress=False)
     assert app.report["accuracy"] == report.accuracy and app.report["n"] == report.n
+
+
+@pytest.mark.filterwarnings("ignore:the LR range test found no usable descent")
+def test_notebook_03s_range_test_is_reused_only_for_the_same_model_data_and_settings(cifar, tmp_path, monkeypatch):
+    """03 then 04 with the same settings runs the range test once; any change that shapes the curve runs it again."""
+    from eva_helpers import data as data_module
+    from eva_helpers import train as train_module
+    from eva_helpers.files import save_json
+    from eva_helpers.models import build_model
+
+    params = recipe(cifar, tmp_path, max_lr=None, finder_iters=6, epochs=1)
+    data = data_module.load_data(dataset="cifar10", data_dir=str(cifar), download=False, progress=False)
+    # notebook 03's cells
+    setup = train_module.prepare(model=build_model(name="custom_resnet", num_classes=10, seed=1), data=data,
+                                 batch_size=10, device="cpu", precision="fp32", channels_last=False)  # fmt: skip
+    finder = train_module.lr_test(setup=setup, finder_iters=6, progress=False)
+    save_json(obj=finder, path=tmp_path / "lr_finder.json")
+    ran = []
+    real = train_module.lr_range_test
+    monkeypatch.setattr(train_module, "lr_range_test", lambda **kw: ran.append(1) or real(**kw))
+    _, result = train({**params, "lr_rule": "steep"})  # notebook 04 in the same out_dir
+    assert ran == [] and result.metrics["lr_range_test_reused"] is True
+    assert result.metrics["params"]["max_lr"] == finder["suggestions"]["steep"]
+    for change in ({"weight_decay": 1e-3}, {"seed": 2}, {"logit_scale": 0.5}):
+        _, result = train({**params, **change})
+        assert len(ran) == 1 and result.metrics["lr_range_test_reused"] is False, change
+        ran.clear()
+        save_json(obj=finder, path=tmp_path / "lr_finder.json")  # 03's again, for the next change
