@@ -19,12 +19,17 @@ BY_VALUE = ("stats.json",)
 WHERE = ("source",)  # where the data was read from: a folder of this run, compared by type only
 
 
-def skeleton(value):
+# Lists whose length depends on float arithmetic, which differs between CPUs (bf16 or not, oneDNN's kernels):
+# the range test stops when the loss blows up, and a model makes as many kinds of mistake as it makes.
+ANY_LENGTH = ("lr", "loss", "most_confused")
+
+
+def skeleton(value, key: str = ""):
     """The shape of a JSON value: dict keys (recursively), list lengths with their first item's shape, scalar types."""
     if isinstance(value, dict):
-        return {k: skeleton(v) for k, v in sorted(value.items())}
+        return {k: skeleton(v, k) for k, v in sorted(value.items())}
     if isinstance(value, list):
-        return {"list": len(value), "item": skeleton(value[0]) if value else None}
+        return {"list": "any" if key in ANY_LENGTH else len(value), "item": skeleton(value[0]) if value else None}
     if isinstance(value, bool) or value is None:
         return type(value).__name__
     if isinstance(value, (int, float)):
@@ -74,3 +79,49 @@ def test_own_image_predictions_are_sorted_probabilities():
         probs = [t["prob"] for t in item["top"]]
         assert probs == sorted(probs, reverse=True) and 0 <= sum(probs) <= 1 + 1e-6
         assert len(item["top"]) == 5 and Path(item["path"]).suffix
+
+
+def product(name: str):
+    return json.loads((HERE / "outputs" / name).read_text())
+
+
+def test_the_range_test_found_a_descent_and_each_rule_read_its_own_point():
+    """tests/smoke.yaml's range test must see the loss fall, so that the rules differ and are checked by value."""
+    import numpy as np
+
+    from eva_helpers.lr_finder import suggest
+
+    finder = product("lr_finder.json")
+    assert finder["warning"] is None, f"the smoke range test found no descent: {finder['warning']}"
+    assert len(set(finder["suggestions"].values())) == 3, finder["suggestions"]
+    assert finder["suggestions"] == suggest(lr=finder["lr"], loss=finder["loss"])[0]
+    assert finder["suggested_lr"] == finder["suggestions"][finder["rule"]]
+    # torch-lr-finder's exponential steps from finder_start_lr to finder_end_lr (20 in tests/smoke.yaml)
+    iters = int(round(np.log(1e6) / np.log(finder["lr"][1] / finder["lr"][0]))) + 1
+    steps = [1e-5 * 1e6 ** (i / (iters - 1)) for i in range(len(finder["lr"]))]
+    assert iters == 20 and finder["lr"] == pytest.approx(steps, rel=1e-6)
+
+
+def test_notebook_04_trained_with_the_range_tests_peak_on_the_one_cycle_schedule():
+    metrics, finder = product("metrics.json"), product("lr_finder.json")
+    max_lr = finder["suggested_lr"]
+    assert metrics["max_lr_source"] == "lr range test" and metrics["params"]["max_lr"] == max_lr
+    assert metrics["finished"] and metrics["epochs_done"] == metrics["params"]["epochs"] == len(metrics["history"])
+    steps = metrics["n_train"] // metrics["params"]["batch_size"]
+    assert metrics["steps_per_epoch"] == steps and len(metrics["lr_per_step"]) == steps * metrics["epochs_done"]
+    assert metrics["lr_per_step"][0] == pytest.approx(max_lr / metrics["params"]["div_factor"])
+    assert max(metrics["lr_per_step"]) == pytest.approx(max_lr)
+    assert metrics["test_acc"] == metrics["history"][-1]["test_acc"]
+
+
+def test_notebook_05_reports_the_accuracy_notebook_04_measured():
+    """One evaluation, one number: 05 recomputes 04's accuracy from model.pt, on the same split."""
+    metrics, report = product("metrics.json"), product("misclassified.json")
+    confusion = report["confusion_matrix"]
+    assert report["n"] == metrics["n_test"] == sum(map(sum, confusion))
+    assert report["accuracy"] == pytest.approx(metrics["test_acc"], abs=1e-12)
+    assert report["count"] == report["n"] - sum(confusion[i][i] for i in range(len(confusion)))
+    per_class = [sum(row) for row in confusion]
+    assert per_class == [report["n"] // len(per_class)] * len(per_class)  # the class-balanced test split
+    for i, name in enumerate(metrics["classes"]):
+        assert report["per_class_accuracy"][name] == pytest.approx(confusion[i][i] / per_class[i])
