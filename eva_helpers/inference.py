@@ -17,6 +17,7 @@ from torch import nn
 from .data.folders import IMAGE_EXTENSIONS, is_junk
 from .device import pick_device
 from .files import load_torch
+from .images import to_rgb
 from .models import build_model
 from .validate import unit_triplet, whole
 
@@ -54,38 +55,18 @@ def load_trained(
 def load_image(image: Any, *, size: int) -> np.ndarray:
     """Any image (a path, a PIL image or an (H, W[, C]) array; any size or colour mode) as uint8 (size, size, 3).
 
-    Transparent pixels are laid on white, then the largest centred square is cut out and resized, so
-    a photo keeps its proportions instead of being squashed.
+    images.to_rgb prepares it as training prepares a file (orientation, transparency on white, 16-bit and
+    float images rescaled, RGB; ImageError, a ValueError, for what it cannot use); then the largest centred
+    square is cut out and resized, so a photo keeps its proportions instead of being squashed.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     size = whole("size", size, low=1, hint="the model's image_size")
-    if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as opened:
-                opened.load()
-                im = opened.copy()
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"{image} cannot be read as an image ({e}); pass a JPEG, PNG or other image file.") from e
-    elif isinstance(image, Image.Image):
-        im = image
-    elif isinstance(image, np.ndarray):
-        arr = image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
-        if arr.ndim == 3 and arr.shape[2] == 1:
-            arr = arr[:, :, 0]
-        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-            raise ValueError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {image.shape}.")
-        im = Image.fromarray(arr)
-    else:
-        raise ValueError(f"cannot use a {type(image).__name__} as an image; pass a file path, a PIL image or an array.")
-    im = ImageOps.exif_transpose(im)  # phone photos are stored sideways with an orientation tag
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    im = im.convert("RGB")
-    if im.size != (size, size):
-        im = ImageOps.fit(im, (size, size), method=Image.Resampling.BICUBIC)
-    return np.asarray(im, dtype=np.uint8).copy()
+    rgb = to_rgb(image)
+    if rgb.shape[:2] == (size, size):
+        return rgb  # exactly the pixels training decodes from the same file
+    fitted = ImageOps.fit(Image.fromarray(rgb), (size, size), method=Image.Resampling.BICUBIC)
+    return np.asarray(fitted, dtype=np.uint8).copy()
 
 
 def normalize(

@@ -31,6 +31,7 @@ from eva_helpers.data import (
     tinyimagenet_split,
 )
 from eva_helpers.data.cache import CACHE_FOLDER
+from eva_helpers.inference import load_image
 
 
 def load(**kw):
@@ -256,16 +257,29 @@ def test_imagefolder_accepts_one_wrapping_subfolder(tmp_path):
     assert len(d.x_train) == 6 and d.source == str(tmp_path / "cifar10-jpeg")
 
 
-def test_imagefolder_converts_grayscale_palette_and_rgba_to_rgb(tmp_path):
+def test_imagefolder_converts_grayscale_palette_and_rgba_to_rgb_as_prediction_does(tmp_path):
     root = make_imagefolder(tmp_path, n_train=2, n_test=1)
     Image.new("L", (32, 32), 77).save(root / "train" / "cat" / "gray.png")
     Image.new("RGBA", (32, 32), (1, 2, 3, 4)).save(root / "train" / "cat" / "rgba.png")
     Image.new("RGB", (32, 32), (9, 8, 7)).convert("P").save(root / "train" / "cat" / "pal.gif")
+    turned = np.zeros((32, 32, 3), dtype=np.uint8)
+    turned[:8, :8] = 250  # a bright corner, top left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF orientation: turn a quarter clockwise to show
+    Image.fromarray(turned).save(root / "train" / "cat" / "turned.jpg", quality=95, exif=exif.tobytes())
     d = load(dataset="imagefolder", data_dir=root)
-    assert d.x_train.shape == (9, 32, 32, 3)
+    assert d.x_train.shape == (10, 32, 32, 3)
     names = imagefolder_index(data_dir=root).names
     assert (d.x_train[names.index("train/cat/gray.png")] == 77).all()
-    assert d.x_train[names.index("train/cat/rgba.png")][0, 0].tolist() == [1, 2, 3]
+    # almost transparent: laid on white (255 - 4/255 of the way to (1, 2, 3)), as load_image does, not (1, 2, 3)
+    assert d.x_train[names.index("train/cat/rgba.png")][0, 0].tolist() == [251, 251, 251]
+    with Image.open(root / "train" / "cat" / "pal.gif") as gif:  # the colour of the web palette's nearest entry
+        assert np.array_equal(d.x_train[names.index("train/cat/pal.gif")], np.asarray(gif.convert("RGB")))
+    upright = d.x_train[names.index("train/cat/turned.jpg")]
+    assert upright[:8, -8:].min() > 200 and upright[:8, :8].max() < 50  # the corner is now top right
+    for name in ("gray.png", "rgba.png", "pal.gif", "turned.jpg"):
+        predicted = load_image(root / "train" / "cat" / name, size=32)
+        assert np.array_equal(d.x_train[names.index(f"train/cat/{name}")], predicted), name
 
 
 def test_imagefolder_skips_junk_quietly_and_warns_once_about_other_files(tmp_path, recwarn):

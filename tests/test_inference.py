@@ -105,8 +105,34 @@ def test_any_image_becomes_an_rgb_square_of_the_models_size(tmp_path):
     palette = Image.fromarray(np.full((32, 32, 3), 9, dtype=np.uint8)).convert("P", palette=Image.Palette.ADAPTIVE)
     assert np.array_equal(load_image(palette, size=32), np.full((32, 32, 3), 9, dtype=np.uint8))
     (tmp_path / "notes.txt").write_text("not an image")
-    with pytest.raises(ValueError, match="notes.txt cannot be read as an image"):
+    with pytest.raises(ValueError, match="notes.txt is not a JPEG, PNG, GIF, BMP, WEBP or TIFF image"):
         load_image(tmp_path / "notes.txt", size=32)
+
+
+def test_load_image_rescales_16_bit_and_float_images_instead_of_clipping_them(tmp_path):
+    ramp = np.tile(np.linspace(0, 65535, 64).round().astype(np.uint16), (64, 1))
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")  # 16-bit grey (mode I;16)
+    got = load_image(tmp_path / "ramp16.png", size=64)
+    assert np.array_equal(got[:, :, 0], np.round(ramp / 65535 * 255).astype(np.uint8))  # was 255 from ramp[1] on
+    assert got.mean() == pytest.approx(127.5, abs=1)  # was 251.0
+    x = np.random.default_rng(0).random((32, 32, 3))
+    assert np.array_equal(load_image(x, size=32), np.round(x * 255).astype(np.uint8))  # was all 0
+    with pytest.raises(ValueError, match=r"float values from 0 to 255; float images must lie in \[0, 1\]"):
+        load_image(np.linspace(0, 255, 64).reshape(8, 8), size=8)  # was clipped quietly
+    with pytest.raises(ValueError, match=r"dtype int64; pass uint8"):
+        load_image(np.zeros((8, 8, 3), dtype=np.int64), size=8)  # was clipped quietly
+
+
+def test_load_image_turns_an_exif_rotated_photo_upright(tmp_path):
+    stored = np.zeros((20, 40, 3), dtype=np.uint8)  # wide as stored, a bright corner top left
+    stored[:6, :6] = 250
+    exif = Image.Exif()
+    exif[0x0112] = 8  # EXIF orientation: turn a quarter anticlockwise to show
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", quality=95, exif=exif.tobytes())
+    with Image.open(tmp_path / "phone.jpg") as im:
+        raw = np.asarray(im.convert("RGB"))
+    got = load_image(tmp_path / "phone.jpg", size=20)  # upright it is 20 wide, 40 tall: rows 10..30 of it
+    assert np.array_equal(got, np.rot90(raw, 1)[10:30])
 
 
 def test_predictions_are_the_models_own_and_the_top_classes_are_sorted(saved):
@@ -163,6 +189,6 @@ def test_what_is_not_an_image_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.jpg does not exist"):
         image_files(tmp_path / "missing.jpg")
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(ValueError, match="notes.txt cannot be read as an image"):
+    with pytest.raises(ValueError, match="notes.txt is not a JPEG, PNG, GIF, BMP, WEBP or TIFF image"):
         predict_images(model=build_model(name="custom_resnet", num_classes=10), meta=meta(),
                        images=tmp_path / "notes.txt")  # fmt: skip

@@ -21,6 +21,7 @@ import numpy as np
 from torch import nn
 
 from ..analysis import explain, overlay
+from ..images import ALLOWED_FORMATS, ImageError, formats_text
 from ..inference import load_image, top_classes
 from ..models import gradcam_layers
 from ..validate import real, whole
@@ -79,7 +80,7 @@ def read_upload(path: str | Path | None, *, size: int, name: str | None = None, 
     """An uploaded file as the uint8 (size, size, 3) image the model takes, or InputError naming the file.
 
     The pixel count is read from the header and checked before anything is decoded; then the file goes
-    through inference.load_image, the preprocessing of evaluation (orientation, transparency, RGB, crop).
+    through inference.load_image, the preprocessing of evaluation and training (images.to_rgb, then the crop).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -94,15 +95,14 @@ def read_upload(path: str | Path | None, *, size: int, name: str | None = None, 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit follows
-            with Image.open(path) as im:
+            with Image.open(path, formats=ALLOWED_FORMATS) as im:  # no other reader is tried (EPS runs Ghostscript)
                 width, height = im.size
     except Image.DecompressionBombError as e:  # larger than even PIL's own limit
         raise InputError(f"{name} has more pixels than the {max_pixels / 1e6:g} megapixels this app decodes; "
                          "make it smaller first.") from e  # fmt: skip
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise InputError(
-            f"{name} is not an image this app can read ({type(e).__name__}); upload a JPEG, PNG, WebP, GIF, BMP or "
-            "TIFF file."
+            f"{name} is not an image this app can read ({type(e).__name__}); upload a {formats_text()} file."
         ) from e
     if width * height > max_pixels:
         raise InputError(
@@ -111,6 +111,8 @@ def read_upload(path: str | Path | None, *, size: int, name: str | None = None, 
         )
     try:
         return load_image(path, size=size)
+    except ImageError as e:  # damaged, cut short, or pixels it cannot use (a float image outside [0, 1])
+        raise InputError(f"{name} {e.reason}") from e
     except (ValueError, OSError) as e:
         raise InputError(f"{name} cannot be decoded: the file is damaged or cut short; upload it again.") from e
 

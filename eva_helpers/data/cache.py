@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # annotations only: folders imports CACHE_VERSION from here
     from .folders import FileIndex
 
 CACHE_FOLDER = ".eva_helpers_cache"  # beside the data; a dot folder so layout checks ignore it
-CACHE_VERSION = 1  # bump when the cached arrays change meaning
+CACHE_VERSION = 2  # bump when the cached arrays change meaning (2: images.to_rgb: EXIF, alpha on white, 16 bit)
 
 
 def _writable(folder: Path) -> bool:

@@ -1,4 +1,7 @@
-"""Threaded decoding of a FileIndex's images into uint8 arrays, through the cache, with bad files listed or skipped."""
+"""Threaded decoding of a FileIndex's images into uint8 arrays, through the cache, with bad files listed or skipped.
+
+Every file is prepared by images.to_rgb, as prediction prepares it (orientation, transparency on white, bit depth).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..images import ImageError, to_rgb
 from ..validate import DataError, listing
 from .cache import load_cache, save_cache
 from .folders import FileIndex
@@ -94,15 +98,6 @@ def _opener(index: FileIndex):
     return (lambda name: zf.read(prefix + name)), zf.close
 
 
-def _decode_one(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        if im.mode != "RGB":  # grayscale, palette, RGBA, CMYK ... all become RGB
-            im = im.convert("RGB")
-        return np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(im.height, im.width, 3)  # faster than asarray
-
-
 def _decode_chunk(
     read, zipped: bool, names: list[str], start: int, out: np.ndarray | None, sizes: np.ndarray, bad: list
 ) -> None:
@@ -118,10 +113,12 @@ def _decode_chunk(
             bad.append((start + k, name, f"cannot be read: {e}"))
             continue
         try:
-            arr = _decode_one(data)
-        except Exception as e:  # noqa: BLE001 - PIL raises many types for broken files
-            why = "not a recognised image" if type(e).__name__ == "UnidentifiedImageError" else f"{e}"
-            bad.append((start + k, name, why))
+            arr = to_rgb(io.BytesIO(data), name=name)  # as prediction prepares the same file: see images.py
+        except ImageError as e:
+            bad.append((start + k, name, e.reason.rstrip(".")))
+            continue
+        except Exception as e:  # noqa: BLE001 - anything else Pillow raises for a broken file
+            bad.append((start + k, name, f"{type(e).__name__}: {e}"))
             continue
         sizes[start + k] = arr.shape[:2]
         if out is not None and arr.shape[:2] == out.shape[1:3]:
