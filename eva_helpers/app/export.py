@@ -14,8 +14,9 @@ from .service import AppModel
 
 PACKAGE = Path(__file__).resolve().parents[1]
 # What the Space's app imports, and nothing else: no engine, train, schedule, lr_finder, augment, loaders.
-VENDORED = ("inference.py", "analysis.py", "models.py", "validate.py", "device.py", "files.py", "data/folders.py",
-            "data/cache.py", "app/service.py", "app/bundle.py", "app/card.py", "app/ui.py")  # fmt: skip
+VENDORED = ("inference.py", "images.py", "analysis.py", "models.py", "validate.py", "device.py", "files.py",
+            "data/folders.py", "data/cache.py", "app/service.py", "app/bundle.py", "app/card.py",
+            "app/ui.py")  # fmt: skip
 STUBS = {  # the __init__ files, without the names of the modules left out
     "__init__.py": '"""eva_helpers as this Space needs it: inference, Grad-CAM and the app, no training code."""'
     f'\n\n__version__ = "{__version__}"\n',
