@@ -294,8 +294,9 @@ def test_two_ranks_match_one_process_on_the_same_global_batches_and_resume(cifar
     assert m2["lr_per_step"] == pytest.approx(m1["lr_per_step"])
     for h1, h2 in zip(m1["history"], m2["history"], strict=True):  # metrics are all-reduced over all images
         assert h2["train_acc"] == h1["train_acc"] and h2["test_acc"] == h1["test_acc"]
-        assert h2["train_loss"] == pytest.approx(h1["train_loss"], rel=1e-4)
-        assert h2["test_loss"] == pytest.approx(h1["test_loss"], rel=1e-4)
+        # the same kernel rounding as above: 4e-4 apart on the AVX512-BF16 EPYC, 1e-5 on an AVX2 one
+        assert h2["train_loss"] == pytest.approx(h1["train_loss"], rel=2e-3)
+        assert h2["test_loss"] == pytest.approx(h1["test_loss"], rel=2e-3)
 
 
 def test_the_range_test_runs_on_rank_0_with_the_global_batch_and_its_suggestion_is_used(cifar, tmp_path):
