@@ -40,18 +40,20 @@ NAMES = {"client_explain": "top 5 + Grad-CAM via gradio_client", "client_explain
 def tiny_model(folder: Path) -> Path:
     """model.pt of a custom ResNet trained one epoch on 64 generated images (seconds): the latency is the same."""
     from eva_helpers.data import synthetic
-    from eva_helpers.models import build_model
-    from eva_helpers.train import fit
+    from eva_helpers.recipe import load_recipe
+    from eva_helpers.run_setup import new_model
+    from eva_helpers.training import fit
 
     data = synthetic(n_train=64, n_test=16, seed=0)
-    fit(model=build_model(name="custom_resnet", num_classes=10, seed=0), data=data, epochs=1, peak_epoch=1,
-        max_lr=0.02, batch_size=32, precision="fp32", channels_last=False, progress=False, out_dir=folder)  # fmt: skip
+    recipe = load_recipe(epochs=1, peak_epoch=1, max_lr=0.02, batch_size=32, precision="fp32", channels_last=False,
+                         progress=False, out_dir=str(folder), seed=0)  # fmt: skip
+    fit(new_model(recipe, data), data, recipe)
     return folder / "model.pt"
 
 
 def app_model(path: Path):
     from eva_helpers.app.service import AppModel
-    from eva_helpers.inference import load_trained
+    from eva_helpers.model_file import load_trained
 
     model, meta = load_trained(checkpoint=path, device="cpu")
     return AppModel(model=model, meta=meta)

@@ -22,14 +22,14 @@ for path in (HERE.parent, HERE):  # run as `python benchmarks/bench.py` from a c
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from recipe import PRECISION_CHECK, RECIPE_MAX_LR, _recipe_params, precision_check, recipe  # noqa: E402
+from recipe import PRECISION_CHECK, RECIPE_MAX_LR, _bench_recipe, precision_check, recipe  # noqa: E402
 from throughput import SEED_WORKERS_CUDA, throughput  # noqa: E402
 
 from eva_helpers.data import DATASETS, synthetic  # noqa: E402
 from eva_helpers.device import PRECISIONS  # noqa: E402
 from eva_helpers.models import MODELS  # noqa: E402
 
-__all__ = ["_recipe_params", "main", "parse_args", "precision_check", "recipe", "synthetic", "throughput"]
+__all__ = ["_bench_recipe", "main", "parse_args", "precision_check", "recipe", "synthetic", "throughput"]
 
 
 _DEFAULT = object()  # --max_lr not given: each mode's own default

@@ -30,10 +30,10 @@ for path in (ROOT, HERE):  # run as `python benchmarks/full_runs.py` from a chec
 
 from throughput import throughput  # noqa: E402
 
-from eva_helpers.cli import recipe_params, run  # noqa: E402
 from eva_helpers.data import ImageData, load_data, synthetic  # noqa: E402
 from eva_helpers.device import pick_device, provenance, versions  # noqa: E402
-from eva_helpers.params import pick  # noqa: E402
+from eva_helpers.recipe import load_recipe  # noqa: E402
+from eva_helpers.train import run  # noqa: E402
 
 RECIPES = {
     "cifar10": ROOT / "configs" / "cifar10_custom_resnet.yaml",
@@ -84,8 +84,8 @@ def run_recipe(
         out_dir = out_root / f"{name}-seed{seed}"  # a killed run continues from its checkpoint here
         shape = ("epochs", "peak_epoch", "batch_size")
         overrides = {**{k: QUICK[name][k] for k in shape}, "max_lr": 0.05} if quick else {}
-        params = recipe_params(
-            configs=[RECIPES[name]],
+        recipe = load_recipe(
+            RECIPES[name],
             dataset=dataset,
             data_dir=source,
             seed=seed,
@@ -99,11 +99,11 @@ def run_recipe(
         )
         if data is None:  # the same images for every seed (the recipes use all of them)
             t0 = time.perf_counter()
-            data = _quick_data(name) if quick else load_data(**pick(load_data, params))
+            data = _quick_data(name) if quick else load_data(recipe)
             load_seconds = round(time.perf_counter() - t0, 2)
-        log(f"{name} seed {seed}: {params['epochs']} epochs on {data!r}")
-        m = run(params, data=data).metrics
-        img_s = m["steps_per_epoch"] * params["batch_size"] * m["epochs_done"] / sum(m["epoch_seconds"])
+        log(f"{name} seed {seed}: {recipe.optim.epochs} epochs on {data!r}")
+        m = run(recipe, data=data).metrics
+        img_s = m["steps_per_epoch"] * recipe.optim.batch_size * m["epochs_done"] / sum(m["epoch_seconds"])
         runs.append(
             {
                 "seed": seed,
@@ -114,9 +114,9 @@ def run_recipe(
                 "first_epoch_seconds": round(m["epoch_seconds"][0], 2),
                 "checkpoint_seconds": round(sum(m["checkpoint_seconds"]), 2),
                 "img_s": round(img_s, 1),
-                "max_lr": m["params"]["max_lr"],
+                "max_lr": m["max_lr"],
                 "precision": m["precision"],
-                "out_dir": params["out_dir"],
+                "out_dir": recipe.outputs.out_dir,
             }
         )
         log(f"{name} seed {seed}: {m['test_split']} accuracy {m['test_acc']:.2%}, {m['wall_seconds']:.0f} s")
@@ -129,8 +129,8 @@ def run_recipe(
         "n_train": int(len(data.y_train)),
         "n_test": int(len(data.y_test)),
         "test_split": data.test_split,
-        "epochs": params["epochs"],
-        "batch_size": params["batch_size"],
+        "epochs": recipe.optim.epochs,
+        "batch_size": recipe.optim.batch_size,
         "load_seconds": load_seconds,
         "seeds": len(runs),
         "test_acc_mean": statistics.mean(accs),

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from eva_helpers.data import ImageData, load_data, synthetic
 from eva_helpers.device import cpu_has_bf16, provenance, usable_cpus
+from eva_helpers.recipe import load_recipe
 
 Log = Callable[[str], None]
 
@@ -37,15 +37,9 @@ def get_data(
             f"random uint8 images in memory ({len(data.y_train)} train, {data.image_size}x"
             f"{data.image_size}, {data.num_classes} classes)"
         )
-    data = load_data(
-        dataset=dataset,
-        data_dir=Path(data_dir).expanduser(),
-        train_limit=train_limit,
-        test_limit=test_limit,
-        seed=seed,
-        download=False,
-        progress=False,
-    )
+    recipe = load_recipe(dataset=dataset, data_dir=data_dir, train_limit=train_limit, test_limit=test_limit,
+                         seed=seed, download=False, progress=False)  # fmt: skip
+    data = load_data(recipe)
     return data, (
         f"{dataset} {data.source} ({len(data.y_train)} train, {len(data.y_test)} {data.test_split}, "
         f"{data.image_size}x{data.image_size}, {data.num_classes} classes)"

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from machine import Log, _load, _quiet, _sync, get_data, machine
 
-from eva_helpers.cli import recipe_params, run
 from eva_helpers.data import ImageData
 from eva_helpers.device import pick_device
-from eva_helpers.params import read_config
+from eva_helpers.recipe import Recipe, load_recipe, read_config
+from eva_helpers.train import run
 
 RECIPE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cifar10_custom_resnet.yaml"
 # The recipe's peak LR when --max_lr is not given. The config's max_lr is null (LR range test first);
@@ -40,7 +40,7 @@ def scale_peak(*, epochs: int, config: dict[str, Any]) -> int:
     )
 
 
-def _recipe_params(
+def _bench_recipe(
     *,
     data: ImageData,
     data_dir: str | None,
@@ -54,12 +54,12 @@ def _recipe_params(
     seed: int,
     progress: bool,
     peak_epoch: int | None = None,
-) -> dict[str, Any]:
-    """The checked parameters of configs/cifar10_custom_resnet.yaml with this run's overrides."""
+) -> Recipe:
+    """The recipe of configs/cifar10_custom_resnet.yaml with this run's overrides."""
     config = read_config(RECIPE_CONFIG)
     epochs = epochs or config["epochs"]
-    return recipe_params(
-        configs=[RECIPE_CONFIG],
+    return load_recipe(
+        RECIPE_CONFIG,
         dataset=data.name,
         data_dir=data_dir or "synthetic",
         download=False,
@@ -79,11 +79,11 @@ def _recipe_params(
     )
 
 
-def _fit(*, data: ImageData, params: dict[str, Any]) -> tuple[dict[str, Any], float]:
-    """The recipe as the command line runs it (cli.run) on `data`: its metrics and wall-clock seconds."""
+def _fit(*, data: ImageData, recipe: Recipe) -> tuple[dict[str, Any], float]:
+    """The recipe as the train command runs it (train.run) on `data`: its metrics and wall-clock seconds."""
     t0 = time.perf_counter()
-    result = run(params, data=data)
-    _sync(pick_device(params["device"]))
+    result = run(recipe, data=data)
+    _sync(pick_device(recipe.machine.device))
     return result.metrics, time.perf_counter() - t0
 
 
@@ -124,7 +124,7 @@ def recipe(
     log(f"data: {data_line} ({load_seconds:.1f}s)")
     load_start = _load()
     with tempfile.TemporaryDirectory(prefix="bench-recipe-") as tmp:
-        params = _recipe_params(
+        r = _bench_recipe(
             data=data,
             data_dir=data_dir,
             epochs=epochs,
@@ -138,10 +138,10 @@ def recipe(
             progress=progress,
         )
         log(
-            f"recipe: {params['epochs']} epochs, peak {params['peak_epoch']}, batch {params['batch_size']}, "
+            f"recipe: {r.optim.epochs} epochs, peak {r.optim.peak_epoch}, batch {r.optim.batch_size}, "
             f"max_lr {'LR range test' if max_lr is None else max_lr}"
         )
-        result, seconds = _fit(data=data, params=params)
+        result, seconds = _fit(data=data, recipe=r)
     dev = pick_device(device)
     return {
         "mode": "recipe",
@@ -149,20 +149,20 @@ def recipe(
         "seconds": round(seconds, 2),
         "test_acc": result["test_acc"],
         "best_test_acc": result["best_test_acc"],
-        "epochs": params["epochs"],
-        "peak_epoch": params["peak_epoch"],
-        "batch_size": params["batch_size"],
-        "max_lr": result["params"]["max_lr"],
+        "epochs": r.optim.epochs,
+        "peak_epoch": r.optim.peak_epoch,
+        "batch_size": r.optim.batch_size,
+        "max_lr": result["max_lr"],
         "max_lr_source": result["max_lr_source"],
         "precision": result["precision"],
         "compile": compile_model,
-        "model": params["model"],
+        "model": r.network.model,
         "data": data_line,
         "n_train": result["n_train"],
         "n_test": result["n_test"],
         "load_seconds": round(load_seconds, 2),
         "epoch_seconds_sum": round(sum(result["epoch_seconds"]), 2),
-        "train_img_s": round(_train_img_s(result, params["batch_size"]), 2),
+        "train_img_s": round(_train_img_s(result, r.optim.batch_size), 2),
         "seed": seed,
         "loadavg_start": load_start,
         "loadavg_end": _load(),
@@ -212,7 +212,7 @@ def precision_check(
     out: dict[str, dict[str, Any]] = {}
     for precision in ("fp32", "bf16"):
         with tempfile.TemporaryDirectory(prefix="bench-precision-") as tmp:
-            params = _recipe_params(
+            r = _bench_recipe(
                 data=data,
                 data_dir=data_dir,
                 epochs=s["epochs"],
@@ -226,7 +226,7 @@ def precision_check(
                 progress=False,
                 peak_epoch=peak,
             )
-            result, seconds = _fit(data=data, params=params)
+            result, seconds = _fit(data=data, recipe=r)
         out[precision] = {
             "test_acc": result["test_acc"],
             "img_s": round(_train_img_s(result, s["batch_size"]), 2),

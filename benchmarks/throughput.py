@@ -13,8 +13,8 @@ from torch import nn
 from eva_helpers import engine
 from eva_helpers.data import ImageData
 from eva_helpers.device import auto_workers, pick_device, precision_name
-from eva_helpers.models import build_model
-from eva_helpers.train import make_sgd, prepare
+from eva_helpers.recipe import load_recipe
+from eva_helpers.run_setup import new_model, prepare, recipe_sgd
 from eva_helpers.validate import whole
 
 # Throughput settings: (warmup steps, timed steps, interleaved repeats) per mode and device kind.
@@ -76,20 +76,13 @@ def _pipeline(
     compile_model: bool,
     seed: int,
 ) -> dict[str, Any]:
-    """One side of the comparison, set up by train.prepare as fit does: loader, model, optimiser, precision."""
+    """One side of the comparison, set up by run_setup.prepare as fit does: loader, model, optimiser, precision."""
     ours = name == "ours"
-    setup = prepare(
-        model=build_model(name=model_name, num_classes=data.num_classes, seed=seed),
-        data=data,
-        batch_size=batch_size,
-        loader="device" if ours else "torch",
-        device=str(device),
-        precision="auto" if ours else "fp32",
-        channels_last=ours,
-        num_workers=num_workers,
-        seed=seed,
-    )
-    optimizer = make_sgd(model=setup.model, lr=0.01)  # the recipe's SGD; the LR is moot here
+    recipe = load_recipe(model=model_name, batch_size=batch_size, loader="device" if ours else "torch",
+                         device=str(device), precision="auto" if ours else "fp32", channels_last=ours,
+                         num_workers=num_workers, seed=seed)  # fmt: skip
+    setup = prepare(new_model(recipe, data), data, recipe)
+    optimizer = recipe_sgd(setup.model, recipe.optim, lr=0.01)  # the recipe's SGD; the LR is moot here
     return {
         "name": name,
         "loader": setup.train_loader,

@@ -71,7 +71,7 @@ class ErrorReport:
         return [f"{self.classes[self.labels[i]]} → {self.classes[self.pred[i]]}" for i in idx]
 
     def summary(self) -> dict:
-        """The JSON-ready part: counts, accuracy, per-class accuracy by class name, the confusion matrix."""
+        """The JSON-ready part, notebook 05's misclassified.json and the app's report: counts, accuracies, confusion."""
         return {
             "split": self.split,
             "count": self.count,

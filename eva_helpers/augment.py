@@ -79,8 +79,11 @@ def _cutout_fill(mean) -> tuple[int, int, int]:
     return tuple(int(math.floor(m * 255.0 + 0.5)) for m in mean)  # type: ignore[return-value]
 
 
-def resolve_augment(*, dataset: str, pad=None, flip=True, cutout=None, rotate=None, rgb_shift=None) -> dict:
-    """Fill augmentation knobs left as None with the dataset's defaults (its module's AUGMENT) and check them."""
+def resolve_augment(*, dataset: str, pad, flip, cutout, rotate, rgb_shift) -> dict:
+    """Fill augmentation knobs left as None with the dataset's defaults (its module's AUGMENT) and check them.
+
+    run_setup.augmentation(recipe, data) calls it with a recipe's values.
+    """
     defaults = augment_defaults(dataset)
     given = {"pad": pad, "cutout": cutout, "rotate": rotate, "rgb_shift": rgb_shift}
     knobs = {k: defaults[k] if v is None else v for k, v in given.items()}

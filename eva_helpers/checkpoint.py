@@ -1,4 +1,4 @@
-"""What training writes to disk and reads back: checkpoint.pt after every epoch, resume from it, and model.pt."""
+"""checkpoint.pt: what training writes after every epoch, and what resume reads back (model.pt: model_file.py)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
-from .data import ImageData
 from .files import load_torch, rng_state, save_torch, set_rng_state
-from .models import model_name
 
-FORMAT = 2  # 2: the run's identity (its arguments, the data's under "data.") is stored to check a resume against
-# Arguments that may change between a run and its resumption: where and how fast it runs, not what it computes.
-# The precision may change too (a bf16 run from an A100 resumed on a T4 in fp16); resume then warns.
-RESUME_MAY_DIFFER = {
-    "resume", "progress", "num_workers", "device", "compile", "precision", "out_dir", "data.data_dir",
-    "data.cache_dir", "data.download",
-}  # fmt: skip
+FORMAT = 2  # 2: the run's identity (its parameters, the data's under "data.") is stored to check a resume against
 
 
 @dataclass
@@ -80,10 +71,13 @@ def save_checkpoint(*, path: Path, identity: dict, max_lr: float, lr_finder: dic
     )
 
 
-def load_checkpoint(*, path: Path, resume: bool, identity: dict, device: torch.device, rank: int) -> dict | None:
+def load_checkpoint(*, path: Path, resume: bool, identity: dict, may_differ: set[str], device: torch.device,
+                    rank: int) -> dict | None:  # fmt: skip
     """The checkpoint to continue from (checked against this run), or None to start afresh; stale temp files go.
 
-    The state is loaded onto the CPU whatever `device` the run resumes on.
+    Every entry of `identity` must match the checkpoint's, except those named in `may_differ` (where and how fast
+    the run goes: the recipe fields marked resume_may_differ). The precision may change too (a bf16 run from an
+    A100 resumed on a T4 in fp16); restore then warns. The state is loaded onto the CPU whatever `device` is.
     """
     if rank == 0 and path.parent.is_dir():
         for stale in path.parent.glob(".*.tmp"):  # left by a write that a kill interrupted
@@ -111,7 +105,7 @@ def load_checkpoint(*, path: Path, resume: bool, identity: dict, device: torch.d
     diff = {
         k: (saved.get(k), identity.get(k))
         for k in set(saved) | set(identity)
-        if k not in RESUME_MAY_DIFFER and saved.get(k) != identity.get(k)
+        if k not in may_differ and saved.get(k) != identity.get(k)
     }
     if diff:
         lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in sorted(diff.items()))
@@ -138,35 +132,3 @@ def restore(*, state: dict, model: nn.Module, optimizer, scheduler, scaler, prec
     set_rng_state(state["rng"])
     return RunLog(history=state["history"], lr_per_step=state["lr_per_step"], epoch_seconds=state["epoch_seconds"],
                   checkpoint_seconds=state["checkpoint_seconds"], wall_seconds=state["wall_seconds"])  # fmt: skip
-
-
-def model_meta(*, model: nn.Module, data: ImageData, metrics: dict[str, Any]) -> dict[str, Any]:
-    """Plain metadata stored beside the weights: enough to rebuild the model, prepare its inputs, and its data."""
-    p = metrics["params"]
-    return {
-        "model": model_name(model),
-        "logit_scale": p["logit_scale"],
-        "num_classes": data.num_classes,
-        "classes": list(data.classes),
-        "mean": list(data.mean),
-        "std": list(data.std),
-        "image_size": data.image_size,
-        "test_split": data.test_split,
-        "data": dict(data.args),
-        "channels_last": p["channels_last"],
-        "precision": metrics["precision"],
-        "tta": p["tta"],
-        "compile": metrics["compile"],
-        **{k: metrics[k] for k in ("device", "device_name", "cuda", "cudnn", "git_commit")},
-        "epochs": p["epochs"],
-        "test_acc": metrics["test_acc"],
-        "max_lr": p["max_lr"],
-        "eva_helpers": __version__,
-    }
-
-
-def save_model(*, path: Path, model: nn.Module, data: ImageData, metrics: dict[str, Any]) -> None:
-    """Write model.pt: the weights and the metadata inference.load_trained needs (loads with weights_only=True)."""
-    save_torch(
-        path=path, obj={"model": model.state_dict(), "meta": model_meta(model=model, data=data, metrics=metrics)}
-    )

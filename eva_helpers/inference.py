@@ -14,42 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.folders import IMAGE_EXTENSIONS, is_junk
-from .device import pick_device
-from .files import load_torch
+from .data.index import IMAGE_EXTENSIONS, is_image, is_junk
 from .images import to_rgb
-from .models import build_model
 from .validate import unit_triplet, whole
-
-# What model.pt's "meta" must hold for the model to be rebuilt and its inputs prepared as in training.
-META_KEYS = ("model", "num_classes", "classes", "mean", "std", "image_size", "test_split", "data")
-
-
-def load_trained(
-    *, out_dir: str | Path = "outputs", checkpoint: str | Path | None = None, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The model in `checkpoint` (default {out_dir}/model.pt), in eval mode on `device`, and its metadata."""
-    path = Path(checkpoint) if checkpoint is not None else Path(out_dir) / "model.pt"
-    saved = load_torch(path=path, map_location="cpu")
-    if not isinstance(saved, dict) or set(saved) != {"model", "meta"}:
-        raise ValueError(
-            f"{path} is not a model.pt written by notebook 04 (expected exactly the keys 'model' and "
-            f"'meta'); pass the model.pt from a training out_dir, not checkpoint.pt."
-        )
-    meta = saved["meta"]
-    missing = [k for k in META_KEYS if k not in meta]
-    if missing:
-        raise ValueError(f"{path} lacks the metadata {missing}; it was written by another version. Train again.")
-    model = build_model(name=meta["model"], num_classes=meta["num_classes"], logit_scale=meta.get("logit_scale", 1.0))
-    try:
-        model.load_state_dict(saved["model"], strict=True)  # a file for another network fails here, loudly
-    except RuntimeError as e:
-        raise ValueError(
-            f"the weights in {path} do not fit a {meta['model']} with {meta['num_classes']} classes "
-            f"({' '.join(str(e).split()[6:])[:300]}); the file is damaged or was edited. Train again."
-        ) from e
-    dev = pick_device(device) if isinstance(device, str) else torch.device(device)
-    return model.to(dev).eval(), meta
 
 
 def load_image(image: Any, *, size: int) -> np.ndarray:
@@ -69,6 +36,26 @@ def load_image(image: Any, *, size: int) -> np.ndarray:
     return np.asarray(fitted, dtype=np.uint8).copy()
 
 
+def pixel_stats(
+    *, mean: Sequence[float], std: Sequence[float], device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training split's mean and std ([0, 1] units) as float32 (1, 3, 1, 1) tensors of pixel values (0-255)."""
+    device = torch.device(device)
+    m = torch.tensor([v * 255 for v in unit_triplet("mean", mean)], device=device).view(1, 3, 1, 1)
+    s = torch.tensor([v * 255 for v in unit_triplet("std", std, positive=True)], device=device).view(1, 3, 1, 1)
+    return m, s
+
+
+def standardize(x: torch.Tensor, *, stats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """A batch (N, 3, H, W) of pixel values (uint8 or float), minus the mean, over the std (pixel_stats): float32.
+
+    The one place images are normalised: evaluation and the app (normalize) and training (loaders.DeviceLoader,
+    after augmenting) call it, so the model sees bitwise the same inputs wherever an image comes from.
+    """
+    mean, std = stats
+    return (x.float() - mean) / std
+
+
 def normalize(
     *, images: np.ndarray, mean: Sequence[float], std: Sequence[float], device: str | torch.device = "cpu"
 ) -> torch.Tensor:
@@ -79,11 +66,9 @@ def normalize(
             f"images must be uint8 (N, H, W, 3) like ImageData.x_test, got {images.dtype} {images.shape}; "
             "use load_image for files."
         )
-    device = torch.device(device)
-    m = torch.tensor([v * 255 for v in unit_triplet("mean", mean)], device=device).view(1, 3, 1, 1)
-    s = torch.tensor([v * 255 for v in unit_triplet("std", std, positive=True)], device=device).view(1, 3, 1, 1)
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float()
-    return (x - m) / s  # the same arithmetic as the training loaders, so evaluation sees identical inputs
+    stats = pixel_stats(mean=mean, std=std, device=device)
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(stats[0].device).permute(0, 3, 1, 2)
+    return standardize(x, stats=stats)
 
 
 def flip_tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -141,8 +126,7 @@ def image_files(images: str | Path | Sequence[str | Path]) -> list[Path]:
     files = []
     for item in map(Path, given):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and not is_junk(p.name)
-                           and p.suffix.lower() in IMAGE_EXTENSIONS)  # fmt: skip
+            found = sorted(p for p in item.iterdir() if p.is_file() and not is_junk(p.name) and is_image(p.name))
             if not found:
                 raise ValueError(f"the folder {item} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); "
                                  "put your pictures there, or name the files themselves.")  # fmt: skip

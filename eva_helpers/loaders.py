@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import augment as aug_lib
 from .device import auto_workers
+from .inference import pixel_stats, standardize
 from .validate import DataError, choice
 
 LOADERS = ("auto", "device", "torch")  # "auto" is "device": the fast path wherever it runs
@@ -103,8 +104,7 @@ class DeviceLoader(_GlobalBatches):
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.augment, self.seed, self.channels_last = augment, seed, channels_last
         self.rank, self.world_size = rank, world_size
-        self.mean = torch.tensor([m * 255 for m in mean], device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor([s * 255 for s in std], device=self.device).view(1, 3, 1, 1)
+        self.stats = pixel_stats(mean=mean, std=std, device=self.device)  # once, not per batch
         self.epoch = 0
 
     def _num_images(self) -> int:
@@ -122,8 +122,9 @@ class DeviceLoader(_GlobalBatches):
             if self.shuffle:
                 idx = self.rank_slice(idx)
             xb = self.x[idx].permute(0, 3, 1, 2)  # NHWC storage seen as NCHW: already channels_last strides
-            xb = self.augment(xb, generator=gen) if self.augment is not None else xb.float()
-            xb = (xb - self.mean) / self.std
+            if self.augment is not None:
+                xb = self.augment(xb, generator=gen)  # uint8 in, float out
+            xb = standardize(xb, stats=self.stats)  # as inference.normalize: the same inputs at evaluation
             xb = xb.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
             yield xb, self.y[idx]
 

@@ -3,10 +3,10 @@ r"""Run a notebook with papermill, refusing misspelt or invalid parameters inste
     python -m eva_helpers.run notebooks/04_train_ocp.ipynb outputs/04_train_ocp.ipynb -p max_lr 0.1 \
         -f configs/cifar10_custom_resnet.yaml
 
-Takes papermill's own arguments. Every parameter name given with -p, -r, -f, -y or -b is checked
-against the notebook's parameters cell (papermill's own inspection); an unknown one stops the run
-with exit status 2, naming it and the nearest known name. Values are checked against eva_helpers'
-parameter table (types, ranges, choices) the same way. Then papermill executes the notebook.
+`eva-run` is the same command. It takes papermill's own arguments. Every parameter name given with -p, -r, -f,
+-y or -b is checked against the notebook's parameters cell (papermill's own inspection); an unknown one stops
+the run with exit status 2, naming it and the nearest known name. Values are checked against eva_helpers'
+recipe (types, ranges, choices) the same way. Then papermill executes the notebook.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ except ModuleNotFoundError as e:  # papermill comes with the notebooks extra, no
         "(or pip install -e '.[notebooks]' in a checkout)."
     ) from e
 
-from .params import SPEC, check_param, read_config
+from .recipe import SPEC, check_param, read_config
 from .validate import nearest_name
 
 FILE_OPTIONS = ("-f", "--parameters_file")
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="eva-run-") as tmp:
         try:
-            papermill_cli.main(args=_for_this_notebook(argv, notebook, Path(tmp)), prog_name="eva_helpers.run",
+            papermill_cli.main(args=_for_this_notebook(argv, notebook, Path(tmp)), prog_name="eva-run",
                                standalone_mode=False)  # fmt: skip
         except papermill.PapermillExecutionError as e:
             print(f"eva_helpers.run: the notebook stopped with an error: {e.ename}: {e.evalue}", file=sys.stderr)

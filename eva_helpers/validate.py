@@ -83,6 +83,44 @@ def unit_triplet(name: str, value: Any, *, positive: bool = False) -> tuple[floa
     return vals  # type: ignore[return-value]
 
 
+def coerce(name: str, value: Any, *, kind: type, nullable: bool, hint: str, default: Any, path: bool = False) -> Any:
+    """What papermill or a command line passes ("0.1", "true", "none", 3.0), converted to `kind` where that is safe.
+
+    kind is bool, int, float or str; path: a str parameter that also takes a Path or a number (a folder named 2024).
+    """
+    if value is None or (nullable and isinstance(value, str) and value.strip().lower() in ("none", "null")):
+        if nullable:
+            return None
+        raise ValueError(f"{name}=None is not allowed; give a {kind.__name__} ({hint}). Default: {default!r}.")
+    bad = ValueError(f"{name}={value!r} is not a {kind.__name__} ({hint}). Default: {default!r}.")
+    text = value.strip().lower() if isinstance(value, str) else None
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, Integral) and value in (0, 1):
+            return bool(value)
+        if text in ("true", "false", "1", "0", "yes", "no"):
+            return text in ("true", "1", "yes")
+        raise bad
+    if kind in (int, float):
+        if text is not None:
+            try:
+                return kind(text)
+            except ValueError:
+                raise bad from None
+        if kind is int:
+            return int(value) if isinstance(value, float) and value.is_integer() else value  # whole() names the rest
+        if isinstance(value, Real) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if kind is str:
+        pathlike = path and not isinstance(value, bool) and (hasattr(value, "__fspath__") or isinstance(value, Real))
+        if isinstance(value, str) or pathlike:
+            return str(value)
+        raise bad
+    raise TypeError(f"unsupported parameter kind {kind}")
+
+
 def nearest_name(name: str, known: Iterable[str]) -> str | None:
     """The known name closest to a misspelt one, or None."""
     match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)

@@ -23,14 +23,15 @@ def app_model_path(tmp_path_factory) -> Path:
     """
     from fakes import make_cifar10_batches
 
-    from eva_helpers.cli import recipe_params, run
+    from eva_helpers.recipe import load_recipe
+    from eva_helpers.train import run
 
     root = tmp_path_factory.mktemp("app_run")
     data = make_cifar10_batches(root / "data", n_train_per_class=5, n_test_per_class=3, seed=0)
-    params = recipe_params(data_dir=str(data), out_dir=str(root / "out"), download=False, epochs=2, peak_epoch=1,
+    recipe = load_recipe(data_dir=str(data), out_dir=str(root / "out"), download=False, epochs=2, peak_epoch=1,
                            batch_size=10, max_lr=0.02, progress=False, precision="fp32",
                            channels_last=False)  # fmt: skip
-    return Path(run(params).paths["model"])
+    return Path(run(recipe).paths["model"])
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Prepare copies of the notebooks for CI with small parameters, or refresh the values they are checked against.
 
 python tests/smoke_notebooks.py prepare build/smoke   # generated data, copies with smoke parameters, the checks
-pytest --nbval-lax --nbval-current-env build/smoke     # executes the copies; nbval checks the cells tagged
+pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg build/smoke
+                                                       # executes the copies; nbval checks the cells tagged
                                                        # nbval-check-output, then test_products.py what they wrote
 python tests/smoke_notebooks.py refresh               # after changing a notebook: re-run, store the expected values
 

@@ -105,7 +105,7 @@ def test_the_range_test_found_a_descent_and_each_rule_read_its_own_point():
 def test_notebook_04_trained_with_the_range_tests_peak_on_the_one_cycle_schedule():
     metrics, finder = product("metrics.json"), product("lr_finder.json")
     max_lr = finder["suggested_lr"]
-    assert metrics["max_lr_source"] == "lr range test" and metrics["params"]["max_lr"] == max_lr
+    assert metrics["max_lr_source"] == "lr range test" and metrics["max_lr"] == max_lr
     assert metrics["finished"] and metrics["epochs_done"] == metrics["params"]["epochs"] == len(metrics["history"])
     steps = metrics["n_train"] // metrics["params"]["batch_size"]
     assert metrics["steps_per_epoch"] == steps and len(metrics["lr_per_step"]) == steps * metrics["epochs_done"]

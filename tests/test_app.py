@@ -18,7 +18,7 @@ from fakes import make_own_images
 from PIL import Image
 from test_app_support import free_port, serving
 
-from eva_helpers.analysis import explain, overlay
+from eva_helpers.analysis import error_report, explain, overlay
 from eva_helpers.files import save_torch
 from eva_helpers.inference import load_image, predict_images, predict_logits, top_classes
 from eva_helpers.models import build_model, gradcam_layers
@@ -66,7 +66,9 @@ def test_the_app_starts_with_examples_mistakes_and_the_report(app, app_model_pat
     assert labels == list(range(10))  # one held-out image per class, in class order
     r = app.report
     assert r["n"] == 30 and r["count"] == len(app.mistakes) > 0 and 0 <= r["accuracy"] < 1
-    assert np.array(r["confusion"]).sum() == 30
+    assert np.array(r["confusion_matrix"]).sum() == 30 and list(r["per_class_accuracy"]) == app.classes
+    one = error_report(logits=np.zeros((1, len(app.classes))), labels=[0], classes=app.classes)
+    assert r.keys() == one.summary().keys()  # the one format: misclassified.json's (notebook 05)
     images = np.stack([m.image for m in app.mistakes])
     logits = torch.from_numpy(predict_logits(model=app.model, images=images, meta=app.meta))
     pred = logits.argmax(1).tolist()
@@ -328,9 +330,8 @@ def test_the_latency_benchmark_times_the_client_the_direct_call_and_an_echo(app_
 
 
 def test_for_200_classes_the_model_tab_lists_the_worst_classes_and_confused_pairs_instead_of_the_matrix():
-    from eva_helpers.analysis import error_report
     from eva_helpers.app.card import model_card
-    from eva_helpers.app.local import choose_examples, figures, report_summary
+    from eva_helpers.app.local import choose_examples, figures
     from eva_helpers.app.service import AppModel
 
     classes = [f"n{i:03d}" for i in range(200)]
@@ -340,7 +341,7 @@ def test_for_200_classes_the_model_tab_lists_the_worst_classes_and_confused_pair
     labels = np.repeat(np.arange(200), 3)
     report = error_report(logits=rng.normal(size=(600, 200)), labels=labels, classes=classes, split="validation")
     app = AppModel(model=build_model(name="resnet18", num_classes=200), meta=meta)
-    app.report = report_summary(report)
+    app.report = report.summary()
     assert [t for t, _ in figures(app=app, report=report)] == ["Accuracy per class"]  # no 200x200 matrix
     card = model_card(app)
     assert "**The 10 worst classes** (validation accuracy)" in card and "**The most-confused pairs**" in card

@@ -21,7 +21,8 @@ from gradio_client import Client, handle_file  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # pandas 3 deprecations inside Gradio's queue
 TRAINING_MODULES = ("train.py", "engine.py", "schedule.py", "lr_finder.py", "augment.py", "loaders.py", "cli.py",
-                    "checkpoint.py", "params.py", "run.py", "cifar10.py", "download.py", "decode.py")  # fmt: skip
+                    "checkpoint.py", "params.py", "run.py", "cifar10.py", "download.py", "decode.py", "folders.py",
+                    "cache.py")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,23 @@ def test_the_space_folder_has_the_app_its_inference_code_weights_and_images_and_
     for n in code:
         text = (space / n).read_text()
         assert "import pickle" not in text and ".backward(" not in text and "optim." not in text, n
+
+
+def test_the_space_vendors_exactly_the_modules_its_app_imports():
+    """VENDORED is what app.py's imports reach; a package's __init__ ends the walk (the Space has a stub of it)."""
+    from test_package import MODULES, PACKAGE, _module_name, import_graph
+
+    from eva_helpers.app.export import STUBS, VENDORED
+
+    graph, file_of = import_graph(), {_module_name(p): p.relative_to(PACKAGE).as_posix() for p in MODULES}
+    reached, todo = set(), ["eva_helpers.app.bundle", "eva_helpers.app.ui"]  # what app.py imports
+    while todo:
+        module = todo.pop()
+        if file_of[module] not in reached:
+            reached.add(file_of[module])
+            todo += [] if file_of[module].endswith("__init__.py") else list(graph[module])
+    assert {f for f in reached if not f.endswith("__init__.py")} == set(VENDORED)
+    assert {f for f in reached if f.endswith("__init__.py")} <= set(STUBS)
 
 
 def test_the_space_names_no_path_of_this_machine(space):

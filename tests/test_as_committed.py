@@ -111,7 +111,7 @@ def test_the_readme_main_command_trains_the_defaults_and_learns(clone):
     assert metrics["finished"] and metrics["epochs_done"] == 24
     assert metrics["max_lr_source"] == "lr range test"
     assert metrics["lr_range_test_reused"] is True, "notebook 04 ran notebook 03's range test again"
-    assert metrics["params"]["max_lr"] == product(clone, "lr_finder.json")["suggestions"]["valley"]
+    assert metrics["max_lr"] == product(clone, "lr_finder.json")["suggestions"]["valley"]
     assert metrics["n_train"] == 520 and metrics["n_test"] == 100
     assert metrics["test_acc"] >= 0.9, f"the default recipe did not learn an easy set: {metrics['test_acc']:.2%}"
     executed = nbformat.read(clone / "outputs" / "04_train_ocp.ipynb", 4)

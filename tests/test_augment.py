@@ -1,5 +1,6 @@
 """BatchAugment against albumentations' statistics, plus the albumentations pipelines themselves."""
 
+import dataclasses
 import math
 import warnings
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from eva_helpers import augment as aug
+from eva_helpers.recipe import AugmentRecipe
 
 MEAN = (0.4914, 0.4822, 0.4465)  # CIFAR-10; 0.4822 * 255 = 122.96 rounds to 123 (truncation would give 122)
 STD = (0.2470, 0.2435, 0.2616)
@@ -54,11 +56,16 @@ def binomial_ok(k: int, n: int, p: float = 0.5, z: float = 4.5) -> bool:
 # ------------------------------------------------------------------ resolve_augment
 
 
+def resolve(dataset: str, **changes):
+    """resolve_augment with the recipe's augmentation defaults, some changed."""
+    return aug.resolve_augment(dataset=dataset, **{**dataclasses.asdict(AugmentRecipe()), **changes})
+
+
 def test_resolve_defaults_per_dataset():
-    assert aug.resolve_augment(dataset="cifar10") == dict(pad=4, flip=True, cutout=8, rotate=0, rgb_shift=0)
-    assert aug.resolve_augment(dataset="imagefolder")["cutout"] == 8
-    assert aug.resolve_augment(dataset="tinyimagenet") == dict(pad=8, flip=True, cutout=0, rotate=15, rgb_shift=20)
-    assert aug.resolve_augment(dataset="tinyimagenet", cutout=16, flip=False)["cutout"] == 16
+    assert resolve("cifar10") == dict(pad=4, flip=True, cutout=8, rotate=0, rgb_shift=0)
+    assert resolve("imagefolder")["cutout"] == 8
+    assert resolve("tinyimagenet") == dict(pad=8, flip=True, cutout=0, rotate=15, rgb_shift=20)
+    assert resolve("tinyimagenet", cutout=16, flip=False)["cutout"] == 16
 
 
 @pytest.mark.parametrize(
@@ -76,7 +83,7 @@ def test_resolve_defaults_per_dataset():
 )
 def test_resolve_rejects_bad_values(kw, word):
     with pytest.raises(ValueError, match=word):
-        aug.resolve_augment(**kw)
+        resolve(**kw)
 
 
 def test_bad_inputs_raise_valueerror():
@@ -261,7 +268,7 @@ def test_pipelines_emit_no_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for ds, size in (("cifar10", 32), ("tinyimagenet", 64)):
-            k = aug.resolve_augment(dataset=ds, cutout=16 if ds == "tinyimagenet" else None)
+            k = resolve(ds, cutout=16 if ds == "tinyimagenet" else None)
             tr = aug.albumentations_train(mean=MEAN, std=STD, image_size=size, **k)
             ev = aug.albumentations_eval(mean=MEAN, std=STD)
             steps = aug.albumentations_steps(mean=MEAN, image_size=size, **k)
@@ -273,7 +280,7 @@ def test_pipelines_emit_no_warnings():
 
 
 def test_steps_are_the_enabled_ones_in_order():
-    steps = aug.albumentations_steps(mean=MEAN, image_size=64, **aug.resolve_augment(dataset="tinyimagenet"))
+    steps = aug.albumentations_steps(mean=MEAN, image_size=64, **resolve("tinyimagenet"))
     assert list(steps) == ["pad + random crop", "horizontal flip", "rotate ±15°", "RGB shift ±20"]
     assert list(aug.albumentations_steps(mean=MEAN, image_size=32, **OFF)) == []
 
@@ -295,7 +302,7 @@ def test_pipelines_give_normalized_chw_tensors():
     assert r[0] > 0 > r[1] and r[2] < 0
     # train on a constant image at the dataset mean: normalized to ~0 everywhere, hole included
     const = np.broadcast_to(np.array(aug._cutout_fill(MEAN), np.uint8), (32, 32, 3)).copy()
-    tr = aug.albumentations_train(mean=MEAN, std=STD, image_size=32, **aug.resolve_augment(dataset="cifar10"))
+    tr = aug.albumentations_train(mean=MEAN, std=STD, image_size=32, **resolve("cifar10"))
     t = tr(image=const)["image"]
     assert t.shape == (3, 32, 32) and t.abs().max() < 0.5 / 255 / min(STD)
 

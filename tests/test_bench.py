@@ -94,7 +94,7 @@ def test_precision_check_trains_fp32_and_bf16(bench):
 
 def test_recipe_parameters_follow_the_config(bench):
     data = bench.synthetic(n_train=8)
-    full = bench._recipe_params(
+    full = bench._bench_recipe(
         data=data,
         data_dir=None,
         epochs=None,
@@ -107,8 +107,9 @@ def test_recipe_parameters_follow_the_config(bench):
         seed=1,
         progress=False,
     )
-    assert (full["epochs"], full["peak_epoch"], full["batch_size"], full["cutout"]) == (24, 5, 512, 8)
-    short = bench._recipe_params(
+    assert (full.optim.epochs, full.optim.peak_epoch, full.optim.batch_size, full.augment.cutout) == (24, 5, 512, 8)
+    assert full.network.logit_scale == 0.125 and full.optim.max_lr == 0.05
+    short = bench._bench_recipe(
         data=data,
         data_dir=None,
         epochs=12,
@@ -121,7 +122,7 @@ def test_recipe_parameters_follow_the_config(bench):
         seed=1,
         progress=False,
     )
-    assert short["peak_epoch"] == 2 and short["max_lr"] is None
+    assert short.optim.peak_epoch == 2 and short.optim.max_lr is None
 
 
 def test_bad_input_is_named(bench, tmp_path):

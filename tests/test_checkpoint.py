@@ -1,5 +1,6 @@
 """Resuming anywhere: a checkpoint written on one device and precision continues on another."""
 
+import os
 import random
 
 import numpy as np
@@ -8,13 +9,13 @@ import torch
 from fakes import make_cifar10_batches
 
 from eva_helpers.checkpoint import RunLog, load_checkpoint, restore
-from eva_helpers.cli import recipe_params
 from eva_helpers.data import load_data
 from eva_helpers.files import rng_state, set_rng_state
 from eva_helpers.models import build_model
-from eva_helpers.params import pick
+from eva_helpers.recipe import load_recipe
+from eva_helpers.run_setup import make_sgd, new_model
 from eva_helpers.schedule import one_cycle
-from eva_helpers.train import fit, make_sgd
+from eva_helpers.training import fit
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +25,11 @@ def cifar(tmp_path_factory):
 
 def run(data_dir, out_dir, **over):
     """fit on the fake CIFAR-10 with a tiny recipe (no figures: they are the command line's)."""
-    params = recipe_params(**{"data_dir": str(data_dir), "out_dir": str(out_dir), "download": False, "epochs": 2,
+    recipe = load_recipe(**{"data_dir": str(data_dir), "out_dir": str(out_dir), "download": False, "epochs": 2,
                               "peak_epoch": 1, "batch_size": 10, "max_lr": 0.02, "progress": False,
                               "precision": "fp32", "channels_last": False, **over})  # fmt: skip
-    data = load_data(**pick(load_data, params))
-    return fit(model=build_model(name="custom_resnet", num_classes=10, seed=1), data=data, **pick(fit, params))
+    data = load_data(recipe)
+    return fit(new_model(recipe, data), data, recipe)
 
 
 def test_a_checkpoint_loaded_for_another_device_restores_from_cpu_tensors(cifar, tmp_path):
@@ -37,10 +38,11 @@ def test_a_checkpoint_loaded_for_another_device_restores_from_cpu_tensors(cifar,
     run(cifar, tmp_path, epochs=1)
     path = tmp_path / "checkpoint.pt"
     identity = torch.load(path, weights_only=True)["identity"]
-    state = load_checkpoint(path=path, resume=True, identity=identity, device=torch.device("meta"), rank=0)
+    state = load_checkpoint(path=path, resume=True, identity=identity, may_differ=set(), device=torch.device("meta"),
+                            rank=0)  # fmt: skip
     assert all(t.device.type == "cpu" for t in (state["rng"]["torch"], state["rng"]["numpy"]["key"]))
     model = build_model(name="custom_resnet", num_classes=10)
-    optimizer = make_sgd(model=model, lr=0.02)
+    optimizer = make_sgd(model=model, lr=0.02, momentum=0.9, nesterov=True, weight_decay=5e-4)
     scheduler = one_cycle(optimizer=optimizer, max_lr=0.02, epochs=1, peak_epoch=1, steps_per_epoch=5)
     log = restore(state=state, model=model, optimizer=optimizer, scheduler=scheduler,
                   scaler=torch.amp.GradScaler("cpu", enabled=False), precision="float32")  # fmt: skip
@@ -82,10 +84,60 @@ def test_the_products_say_what_ran_and_how_long_each_part_took(cifar, tmp_path):
     m = result.metrics
     assert len(m["checkpoint_seconds"]) == len(m["epoch_seconds"]) == 2
     assert m["wall_seconds"] >= sum(m["epoch_seconds"]) + sum(m["checkpoint_seconds"])
-    assert m["precision"] == "float32" and m["compile"] is False and m["device_name"]
+    assert m["precision"] == "float32" and m["params"]["compile"] is False and m["device_name"]
     assert m["cuda"] is None and m["cudnn"] is None  # on the CPU
     assert m["git_commit"] is None or len(m["git_commit"].split("+")[0]) == 40
     meta = torch.load(result.paths["model"], weights_only=True)["meta"]
-    assert {k: meta[k] for k in ("precision", "compile", "device_name", "git_commit")} == {
-        k: m[k] for k in ("precision", "compile", "device_name", "git_commit")
+    assert {k: meta[k] for k in ("precision", "device_name", "git_commit")} == {
+        k: m[k] for k in ("precision", "device_name", "git_commit")
     }
+    assert meta["recipe"] == m["params"] and meta["compile"] is False  # model.pt holds the recipe that ran
+
+
+# The last commit before the recipe object: its model.pt files (fit's keyword arguments, no "recipe" in the meta)
+# must still load, predict and feed notebook 05 and the app.
+BEFORE_RECIPE = "9b31d41"
+OLD_TRAINING = """
+import sys, warnings
+warnings.simplefilter("ignore")
+from eva_helpers.data import load_data
+from eva_helpers.models import build_model
+from eva_helpers.train import fit
+data = load_data(dataset="cifar10", data_dir=sys.argv[1], download=False, progress=False)
+fit(model=build_model(name="custom_resnet", num_classes=10, seed=1, logit_scale=0.125), data=data, epochs=1,
+    peak_epoch=1, batch_size=10, max_lr=0.02, tta=True, progress=False, precision="fp32",
+    channels_last=False, out_dir=sys.argv[2])
+"""
+
+
+@pytest.mark.slow  # trains one epoch with the old code
+def test_a_model_pt_written_before_the_recipe_object_still_loads(cifar, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from eva_helpers.analysis import error_report
+    from eva_helpers.app.local import load_local
+    from eva_helpers.data import load_model_data
+    from eva_helpers.inference import predict_logits
+    from eva_helpers.model_file import load_trained
+
+    root = Path(__file__).resolve().parents[1]
+    old = tmp_path / "old"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(root), "archive", BEFORE_RECIPE, "eva_helpers"], capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"this checkout lacks commit {BEFORE_RECIPE} (a shallow clone?): {archive.stderr[-200:]!r}")
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(old)}
+    ran = subprocess.run([sys.executable, "-c", OLD_TRAINING, str(cifar), str(out)], cwd=old, env=env,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    model, meta = load_trained(out_dir=out)
+    assert "recipe" not in meta and meta["tta"] is True and model.logit_scale == 0.125
+    data = load_model_data(meta=meta)
+    report = error_report(logits=predict_logits(model=model, images=data.x_test, meta=meta), labels=data.y_test,
+                          classes=data.classes)  # fmt: skip
+    assert report.accuracy == meta["test_acc"]  # the accuracy the old run measured, recomputed
+    assert load_local(model_path=out / "model.pt", progress=False).report["accuracy"] == meta["test_acc"]

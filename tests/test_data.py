@@ -5,6 +5,7 @@ import os
 import pickle
 import shutil
 import stat
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -26,17 +27,20 @@ from eva_helpers.data import (
     decode,
     imagefolder_index,
     load_data,
+    read_data,
     synthetic,
     tinyimagenet_index,
     tinyimagenet_split,
 )
 from eva_helpers.data.cache import CACHE_FOLDER
 from eva_helpers.inference import load_image
+from eva_helpers.recipe import check_params, load_recipe
 
 
 def load(**kw):
+    """load_data as a notebook calls it: the parameters checked into a Recipe first."""
     kw.setdefault("progress", False)
-    return load_data(**kw)
+    return load_data(load_recipe(**kw))
 
 
 def no_decode(*args, **kwargs):
@@ -144,7 +148,7 @@ def test_unknown_dataset_lists_choices(tmp_path):
         load(dataset="mnist", data_dir=tmp_path)
 
 
-@pytest.mark.parametrize("kw", [{"train_limit": -1}, {"test_limit": 2.5}, {"seed": -3}, {"split_seed": "1"}])
+@pytest.mark.parametrize("kw", [{"train_limit": -1}, {"test_limit": 2.5}, {"seed": -3}, {"split_seed": "one"}])
 def test_bad_limits_and_seeds_name_the_value(tmp_path, kw):
     name, value = next(iter(kw.items()))
     with pytest.raises(ValueError, match=f"{name}={value!r}"):
@@ -230,7 +234,7 @@ def test_args_rebuild_the_same_data(tmp_path):
     assert f.args["cache_dir"] == str(tmp_path / "c") and type(f.args["train_limit"]) is int
     for d in (a, f):
         args = json.loads(json.dumps(d.args))  # plain JSON values, as a model file stores them
-        b = load_data(**args, progress=False)
+        b = read_data(**args, progress=False)
         assert b.args == d.args and b.classes == d.classes and b.mean == d.mean
         for k in ("x_train", "y_train", "x_test", "y_test"):
             assert np.array_equal(getattr(b, k), getattr(d, k)), k
@@ -419,6 +423,39 @@ def test_imagefolder_cache_is_used_and_invalidated_by_changes(tmp_path, monkeypa
     os.utime(img, ns=(1, 1))
     with pytest.raises(AssertionError, match="decoded"):
         load(dataset="imagefolder", data_dir=root, cache_dir=cache)
+
+
+@pytest.mark.parametrize("layout", ["imagefolder", "zip", "folder"])  # folder and zip: Tiny ImageNet
+def test_a_cache_of_another_cache_version_is_decoded_again_quietly_and_replaced(tmp_path, monkeypatch, layout):
+    from eva_helpers.data import cache as cache_lib
+
+    if layout == "imagefolder":
+        index = imagefolder_index(data_dir=make_imagefolder(tmp_path / "d", n_train=2, n_test=1))
+    else:
+        root = make_tinyimagenet(tmp_path / "t", n_classes=2, n_train_per_class=2, n_val_per_class=1, layout=layout)
+        index = tinyimagenet_index(data_dir=root)
+    every = np.arange(len(index.names))
+
+    def read():
+        return decode.read_indexed(index=index, dataset=layout, train_pos=every, test_pos=every[:1], use_all=True,
+                                   cache_dir=tmp_path / "c", skip_bad_images=False, progress=False)  # fmt: skip
+
+    first = read()
+    files = cache_files(tmp_path / "c")
+    real = decode.decode_images
+    monkeypatch.setattr(decode, "decode_images", no_decode)
+    assert np.array_equal(read()[0], first[0])  # this version's cache is used
+    monkeypatch.setattr(cache_lib, "CACHE_VERSION", cache_lib.CACHE_VERSION + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an upgrade is no damage: no warning
+        with pytest.raises(AssertionError, match="decoded"):
+            read()
+        monkeypatch.setattr(decode, "decode_images", real)
+        assert np.array_equal(read()[0], first[0])
+    assert cache_files(tmp_path / "c") == files  # replaced in place, not kept beside the new one
+    assert json.loads(next((tmp_path / "c").glob("*.json")).read_text())["version"] == cache_lib.CACHE_VERSION
+    monkeypatch.setattr(decode, "decode_images", no_decode)
+    assert np.array_equal(read()[1], first[1])  # the new version's cache is used in turn
 
 
 def test_subset_without_cache_decodes_only_the_subset_and_writes_no_cache(tmp_path, monkeypatch):
@@ -690,7 +727,7 @@ def test_a_failed_download_names_the_url_and_where_to_put_the_file_and_leaves_no
 
     monkeypatch.setattr(tvu, "download_and_extract_archive", offline)
     with pytest.raises(ConnectionError, match=r"cifar-10-python.tar.gz.*Name or service not known.*put it at .*md5"):
-        load_data(dataset="cifar10", data_dir=tmp_path / "data", download=True)
+        load(dataset="cifar10", data_dir=tmp_path / "data", download=True)
     assert not (tmp_path / "data" / "cifar-10-python.tar.gz").exists()
 
 
@@ -714,12 +751,12 @@ def test_a_models_data_is_rebuilt_from_its_meta_or_from_another_copy(tmp_path):
 
 
 def test_no_data_dir_means_the_projects_data_folder(tmp_path, monkeypatch):
-    from eva_helpers.params import check_params
-
-    assert check_params(namespace={"data_dir": None})["data_dir"] is None  # resolved by load_data, not here
+    assert check_params({"data_dir": None}).data.data_dir is None  # resolved by read_data, not by the recipe
     root = make_imagefolder(tmp_path / "data", n_train=2, n_test=1)
     monkeypatch.setattr(data, "project_root", lambda: tmp_path)
     got = load(dataset="imagefolder", data_dir=None, cache_dir=tmp_path / "c")
     assert got.source == str(root) and got.args["data_dir"] == str(root)
     with pytest.raises(ValueError, match="empty"):
-        load_data(dataset="imagefolder", data_dir="")
+        load(dataset="imagefolder", data_dir="")
+    with pytest.raises(ValueError, match="empty"):
+        read_data(**{**got.args, "data_dir": ""}, progress=False)

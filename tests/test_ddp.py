@@ -8,7 +8,7 @@ swapped for GroupNorm(1, C), which normalises each image on its own; and augment
 rank, so pad/flip/cutout are off. What is left is float summation order (about 1e-6 relative).
 
 This file is also the worker that torchrun starts: `python tests/test_ddp.py ARGS` runs
-`python -m eva_helpers.train ARGS` (eva_helpers.cli.main) with a few functions wrapped to record, per rank, which
+`python -m eva_helpers.train ARGS` (eva_helpers.train.main) with a few functions wrapped to record, per rank, which
 files it wrote, the weights before and after training, and the max_lr it used (under EVA_DDP_LOG).
 """
 
@@ -38,8 +38,8 @@ def _flat(model: torch.nn.Module) -> torch.Tensor:
 
 
 def _worker(argv: list[str]) -> int:
-    """Run eva_helpers.cli.main(argv), recording this rank's writes, weights and max_lr under EVA_DDP_LOG."""
-    from eva_helpers import checkpoint, cli, plots, train
+    """Run eva_helpers.train.main(argv), recording this rank's writes, weights and max_lr under EVA_DDP_LOG."""
+    from eva_helpers import checkpoint, model_file, peak, plots, train, training
 
     rank = int(os.environ.get("RANK", "0"))
     log = Path(os.environ["EVA_DDP_LOG"])
@@ -48,25 +48,27 @@ def _worker(argv: list[str]) -> int:
     record: dict = {}
     originals = {
         (checkpoint, "save_torch"): checkpoint.save_torch,
-        (train, "save_json"): train.save_json,
-        (plots, "save_figure"): plots.save_figure,
-        (cli, "build_model"): cli.build_model,
+        (model_file, "save_torch"): model_file.save_torch,
+        (training, "save_json"): training.save_json,
+        (peak, "save_json"): peak.save_json,
+        (plots.common, "save_figure"): plots.common.save_figure,
+        (train, "new_model"): train.new_model,
         (train, "fit"): train.fit,
-        (train, "train_epoch"): train.train_epoch,
+        (training, "train_epoch"): training.train_epoch,
     }
     assert all(callable(f) for f in originals.values())  # a rename fails here, not by recording nothing
 
     def logged(fn):
-        @functools.wraps(fn)  # the same signature: cli picks fit's parameters by it
+        @functools.wraps(fn)
         def wrapper(**kw):
             writes.append(Path(kw["path"]).name)
             return fn(**kw)
 
         return wrapper
 
-    @functools.wraps(originals[cli, "build_model"])
-    def build_model(**kw):
-        model = originals[cli, "build_model"](**kw)
+    @functools.wraps(originals[train, "new_model"])
+    def new_model(*args):
+        model = originals[train, "new_model"](*args)
         if os.environ.get("EVA_DDP_GROUPNORM") == "1":  # per-image normalisation: the batch split changes nothing
             for parent in list(model.modules()):
                 for name, child in parent.named_children():
@@ -76,26 +78,28 @@ def _worker(argv: list[str]) -> int:
         return model
 
     @functools.wraps(originals[train, "fit"])
-    def fit(**kw):
-        result = originals[train, "fit"](**kw)
-        record.update(after=_flat(kw["model"]), max_lr=result.metrics["params"]["max_lr"], history=result.history)
+    def fit(model, data, recipe):
+        result = originals[train, "fit"](model, data, recipe)
+        record.update(after=_flat(model), max_lr=result.metrics["max_lr"], history=result.history)
         return result
 
-    @functools.wraps(originals[train, "train_epoch"])
+    @functools.wraps(originals[training, "train_epoch"])
     def train_epoch(**kw):
         if kw["epoch"] == int(os.environ.get("EVA_DDP_STOP_AT_EPOCH", "-1")):
             if dist.is_initialized():
                 dist.barrier()  # rank 0 has written the checkpoint: torchrun may now stop everyone
             raise KeyboardInterrupt  # as a user's Ctrl-C; the checkpoint of the epoch before stays
-        return originals[train, "train_epoch"](**kw)
+        return originals[training, "train_epoch"](**kw)
 
     patches = {
         (checkpoint, "save_torch"): logged(checkpoint.save_torch),
-        (train, "save_json"): logged(train.save_json),
-        (plots, "save_figure"): logged(plots.save_figure),
-        (cli, "build_model"): build_model,
+        (model_file, "save_torch"): logged(model_file.save_torch),
+        (training, "save_json"): logged(training.save_json),
+        (peak, "save_json"): logged(peak.save_json),
+        (plots.common, "save_figure"): logged(plots.common.save_figure),
+        (train, "new_model"): new_model,
         (train, "fit"): fit,
-        (train, "train_epoch"): train_epoch,
+        (training, "train_epoch"): train_epoch,
     }
     for (module, name), value in patches.items():
         setattr(module, name, value)
@@ -110,7 +114,7 @@ def _worker(argv: list[str]) -> int:
     if poisoned:
         torch.nn.CrossEntropyLoss.forward = nan_loss
     try:
-        return cli.main(argv)
+        return train.main(argv)
     except Exception as e:
         record["error"] = f"{type(e).__name__}: {e}"
         raise
@@ -313,7 +317,7 @@ def test_the_range_test_runs_on_rank_0_with_the_global_batch_and_its_suggestion_
     assert torch.equal(ranks[0]["after"], ranks[1]["after"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["max_lr_source"] == "lr range test"
-    assert metrics["params"]["max_lr"] == found["suggested_lr"]
+    assert metrics["max_lr"] == found["suggested_lr"]
 
 
 def test_a_nan_on_one_rank_stops_every_rank_with_the_message(cifar, tmp_path):

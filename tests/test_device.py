@@ -9,7 +9,7 @@ from torch import nn
 from eva_helpers import device as dev
 from eva_helpers.loaders import eval_batch_size
 from eva_helpers.models import build_model
-from eva_helpers.train import make_sgd, tune_backends
+from eva_helpers.run_setup import make_sgd, tune_backends
 
 CUDA = torch.device("cuda", 0)
 
@@ -92,10 +92,10 @@ def test_cuda_gets_cudnn_autotuning_and_fused_sgd(monkeypatch):
 
     monkeypatch.setattr(torch.optim, "SGD", Recorder)
     model = nn.Linear(2, 2)
-    make_sgd(model=model, lr=0.1)
+    make_sgd(model=model, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     assert made["fused"] is None  # CPU parameters
     monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
-    make_sgd(model=model, lr=0.1)
+    make_sgd(model=model, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     assert made["fused"] is True
 
 

@@ -10,6 +10,7 @@ from eva_helpers.app.service import InputError, read_upload
 from eva_helpers.data import DataError, imagefolder_index, load_data
 from eva_helpers.images import ALLOWED_FORMATS, ImageError, open_image, to_rgb
 from eva_helpers.inference import load_image
+from eva_helpers.recipe import load_recipe
 
 FORMATS = r"JPEG, PNG, GIF, BMP, WEBP or TIFF"  # how every refusal names the allowed formats
 ORIENTATION = 0x0112  # the EXIF tag
@@ -377,7 +378,7 @@ def test_every_kind_of_file_gives_training_prediction_and_the_app_the_same_pixel
     kinds = write_every_kind(root / "train" / "cat")
     names = imagefolder_index(data_dir=root).names
     for cached in (False, True):  # decoded, then from the cache
-        d = load_data(dataset="imagefolder", data_dir=root, cache_dir=tmp_path / "c", progress=False)
+        d = load_data(load_recipe(dataset="imagefolder", data_dir=root, cache_dir=tmp_path / "c", progress=False))
         for fname, (want, tol) in kinds.items():
             path = root / "train" / "cat" / fname
             trained = d.x_train[names.index(f"train/cat/{fname}")]
@@ -390,9 +391,9 @@ def test_a_training_folder_refuses_other_formats_by_name_or_skips_them(tmp_path)
     root = make_imagefolder(tmp_path / "d", n_train=2, n_test=1)
     Image.new("RGB", (32, 32)).save(root / "train" / "dog" / "drawing.png", format="EPS")
     with pytest.raises(DataError, match=rf"1 image\(s\).*train/dog/drawing.png \(is not a {FORMATS} image"):
-        load_data(dataset="imagefolder", data_dir=root, progress=False)
+        load_data(load_recipe(dataset="imagefolder", data_dir=root, progress=False))
     with pytest.warns(UserWarning, match=rf"skipping 1 image\(s\).*drawing.png \(is not a {FORMATS} image"):
-        d = load_data(dataset="imagefolder", data_dir=root, progress=False, skip_bad_images=True)
+        d = load_data(load_recipe(dataset="imagefolder", data_dir=root, progress=False, skip_bad_images=True))
     assert len(d.x_train) == 6
 
 

@@ -14,13 +14,13 @@ from eva_helpers.files import save_torch
 from eva_helpers.inference import (
     image_files,
     load_image,
-    load_trained,
     normalize,
     predict_images,
     predict_logits,
     top_classes,
 )
 from eva_helpers.loaders import DeviceLoader
+from eva_helpers.model_file import load_trained
 from eva_helpers.models import build_model
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -90,6 +90,25 @@ def test_evaluation_batches_are_albumentations_eval_of_every_image_in_order(data
     assert len(train) == 64 // 4
 
 
+@pytest.mark.parametrize("world", [1, 2])
+def test_evaluation_batches_are_bitwise_what_inference_normalize_and_torchvision_give(data, world):
+    """Training's held-out batches, evaluation and the app see the same numbers: one normalisation (inference)."""
+    from torchvision.transforms.functional import normalize as tv_normalize
+
+    from eva_helpers.inference import normalize
+
+    for rank in range(world):
+        _, test = make_loaders(data=data, batch_size=4, device=torch.device("cpu"), augment=OFF, rank=rank,
+                               world_size=world)  # fmt: skip
+        got = torch.cat([x for x, _ in test])
+        assert got.is_contiguous(memory_format=torch.channels_last) and got.dtype == torch.float32
+        mine = data.x_test[rank::world]
+        assert torch.equal(got, normalize(images=mine, mean=data.mean, std=data.std))
+        pixels = torch.from_numpy(mine).permute(0, 3, 1, 2).float()
+        oracle = tv_normalize(pixels, mean=[m * 255 for m in data.mean], std=[s * 255 for s in data.std])
+        assert torch.equal(got, oracle)
+
+
 def test_evaluation_is_split_across_ranks_without_overlap(data):
     parts = [
         DeviceLoader(

@@ -1,6 +1,8 @@
 """The notebooks' shape: a tagged parameters cell of commented literals, checked names, thin cells."""
 
 import ast
+import dataclasses
+import importlib.util
 from pathlib import Path
 
 import nbformat
@@ -8,9 +10,36 @@ import papermill
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from eva_helpers.params import SPEC, TRAIN_PARAMS, check_params
+from eva_helpers.recipe import SPEC, TRAIN_PARAMS, check_params
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def notebook_params():
+    spec = importlib.util.spec_from_file_location("notebook_params", ROOT / "tools" / "notebook_params.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parameters_cells_and_the_readme_table_are_written_from_the_recipe():
+    tool = notebook_params()
+    assert tool.stale() == [], "run python tools/notebook_params.py"
+    assert [p.name for p in NOTEBOOKS] == list(tool.NOTEBOOK_PARAMS)
+
+
+def test_a_changed_default_makes_the_cells_stale(tmp_path, monkeypatch):
+    """The check can fail: a default changed in recipe.py but not in a notebook's cell is caught."""
+    tool = notebook_params()
+    (tmp_path / "notebooks").mkdir()
+    for path in NOTEBOOKS:
+        (tmp_path / "notebooks" / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "README.md").write_text((ROOT / "README.md").read_text())
+    assert tool.stale(tmp_path) == []
+    moved = dataclasses.replace(tool.SPEC["epochs"], default=30)
+    monkeypatch.setitem(tool.SPEC, "epochs", moved)
+    assert tool.stale(tmp_path) == ["04_train_ocp.ipynb", "README.md"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -28,8 +57,8 @@ def test_first_code_cell_holds_commented_literal_parameters(path):
     assert list(inspected) == list(values), "papermill must read every parameter (no '=' in comments)"
     assert set(values) <= set(SPEC)
     for name, value in values.items():
-        assert value == SPEC[name].default, f"{path.name}: {name} default differs from eva_helpers.params"
-    check_params(namespace=values)  # the defaults pass the checks the notebook runs
+        assert value == SPEC[name].default, f"{path.name}: {name} default differs from eva_helpers/recipe.py"
+    check_params(values)  # the defaults pass the checks the notebook runs
 
 
 def test_notebook_04_takes_exactly_the_trainers_parameters():
@@ -41,11 +70,13 @@ def test_cells_are_short_and_checks_are_tags_a_reader_does_not_see(path):
     nb = nbformat.read(path, 4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     checked = [c for c in code if "nbval-check-output" in c.metadata.get("tags", [])]
-    assert len(checked) >= 2
+    assert any("load_data(recipe)" in c.source or "load_model_data(" in c.source for c in checked), (
+        f"{path.name}: CI must check what the data cell shows (tag it nbval-check-output)"
+    )
     for c in code[1:]:
         assert len(c.source.splitlines()) <= 12, f"{path.name}: logic belongs in eva_helpers:\n{c.source}"
         assert "NBVAL" not in c.source, f"{path.name}: a test marker in the text; tag the cell instead"
-    assert any("check_params(namespace=globals()" in c.source for c in code[:4])
+    assert any("eva.check_params(globals())" in c.source for c in code[:4])
 
 
 def assigned_names(source: str) -> set[str]:

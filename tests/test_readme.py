@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from eva_helpers.params import SPEC
+from eva_helpers.recipe import SPEC
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

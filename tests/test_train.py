@@ -12,10 +12,10 @@ import torch
 from fakes import make_cifar10_batches
 
 from eva_helpers import engine
-from eva_helpers.cli import main, recipe_params, run
 from eva_helpers.files import load_torch
-from eva_helpers.inference import load_trained
-from eva_helpers.params import check_params, read_config
+from eva_helpers.model_file import load_trained
+from eva_helpers.recipe import check_params, load_recipe, read_config
+from eva_helpers.train import main, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def cifar(tmp_path_factory):
 
 
 def recipe(data_dir, out_dir, **over):
-    return recipe_params(
+    return load_recipe(
         **{
             "data_dir": str(data_dir),
             "out_dir": str(out_dir),
@@ -52,7 +52,7 @@ def train(params):
 def test_fit_writes_every_product(cifar, tmp_path):
     params = recipe(cifar, tmp_path, max_lr=None, finder_iters=6)
     weights, result = train(params)
-    out = Path(params["out_dir"])
+    out = Path(params.outputs.out_dir)
     metrics = json.loads((out / "metrics.json").read_text())
     steps = 50 // 10
     assert metrics["finished"] and metrics["steps_per_epoch"] == steps
@@ -61,13 +61,13 @@ def test_fit_writes_every_product(cifar, tmp_path):
     assert len(metrics["lr_per_step"]) == 3 * steps and len(metrics["epoch_seconds"]) == 3
     assert metrics["test_acc"] == metrics["history"][-1]["test_acc"] and 0 <= metrics["test_acc"] <= 1
     assert metrics["best_test_acc"] == max(h["test_acc"] for h in metrics["history"])
-    assert metrics["max_lr_source"] == "lr range test" and metrics["params"]["max_lr"] > 0
-    max_lr = metrics["params"]["max_lr"]
+    assert metrics["max_lr_source"] == "lr range test" and metrics["max_lr"] > 0
+    max_lr = metrics["max_lr"]
     assert metrics["history"][0]["lr"] == pytest.approx(max_lr)  # the peak is the last step of peak_epoch
     assert metrics["lr_per_step"][0] == pytest.approx(max_lr / 100)
     assert metrics["lr_per_step"][-1] == pytest.approx(max_lr / 1e4)
-    assert metrics["seed"] == 1 and metrics["device"] == "cpu" and "torch" in metrics["versions"]
-    assert metrics["test_split"] == "test" and metrics["params"]["augment"]["cutout"] == 8
+    assert metrics["params"]["seed"] == 1 and metrics["device"] == "cpu" and "torch" in metrics["versions"]
+    assert metrics["test_split"] == "test" and metrics["augment"]["cutout"] == 8
     assert metrics["data"]["dataset"] == "cifar10" and metrics["params"]["model"] == "custom_resnet"
     assert result.metrics == metrics and result.history == metrics["history"]
     finder = json.loads((out / "lr_finder.json").read_text())
@@ -94,11 +94,11 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(cifar, tmp_pa
             raise KeyboardInterrupt
         return real(**kw)
 
-    monkeypatch.setattr("eva_helpers.train.train_epoch", interrupted)
+    monkeypatch.setattr("eva_helpers.training.train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(recipe(cifar, tmp_path / "cut"))
     assert load_torch(path=tmp_path / "cut" / "checkpoint.pt")["epoch"] == 2
-    monkeypatch.setattr("eva_helpers.train.train_epoch", real)
+    monkeypatch.setattr("eva_helpers.training.train_epoch", real)
     resumed_weights, resumed = train(recipe(cifar, tmp_path / "cut", resume=True))
     assert resumed.history == full.history and resumed.metrics["lr_per_step"] == full.metrics["lr_per_step"]
     for k, v in full_weights.items():
@@ -176,7 +176,7 @@ def test_command_line_config_files_are_checked(tmp_path):
     with pytest.raises(ValueError, match="Did you mean 'max_lr'"):
         main(["--config", str(bad)])
     for config in sorted((ROOT / "configs").glob("*.yaml")):
-        check_params(namespace=read_config(config))
+        check_params(read_config(config), strict=True)
 
 
 # --- a real process, killed with SIGKILL at several moments, then resumed -------------------------
@@ -216,7 +216,7 @@ elif mode == "write":         # half-way through writing the checkpoint's temp f
             self.f.write(data[: len(data) // 2]); self.f.flush(); tick(); return self.f.write(data[len(data) // 2:])
         def __getattr__(self, name): return getattr(self.f, name)
     ck.os.fdopen = lambda fd, mode: Half(real_fdopen(fd, mode))
-from eva_helpers.cli import main
+from eva_helpers.train import main
 sys.exit(main(sys.argv[3:]))
 """
 
@@ -314,26 +314,23 @@ def test_a_tta_run_reports_one_accuracy_in_metrics_notebook_05_and_the_app(cifar
 @pytest.mark.filterwarnings("ignore:the LR range test found no usable descent")
 def test_notebook_03s_range_test_is_reused_only_for_the_same_model_data_and_settings(cifar, tmp_path, monkeypatch):
     """03 then 04 with the same settings runs the range test once; any change that shapes the curve runs it again."""
-    from eva_helpers import data as data_module
-    from eva_helpers import train as train_module
+    from eva_helpers import peak
+    from eva_helpers.data import load_data
     from eva_helpers.files import save_json
-    from eva_helpers.models import build_model
+    from eva_helpers.run_setup import new_model
 
     params = recipe(cifar, tmp_path, max_lr=None, finder_iters=6, epochs=1)
-    data = data_module.load_data(dataset="cifar10", data_dir=str(cifar), download=False, progress=False)
-    # notebook 03's cells
-    setup = train_module.prepare(model=build_model(name="custom_resnet", num_classes=10, seed=1), data=data,
-                                 batch_size=10, device="cpu", precision="fp32", channels_last=False)  # fmt: skip
-    finder = train_module.lr_test(setup=setup, finder_iters=6, progress=False)
+    data = load_data(params)  # notebook 03's cells
+    finder = peak.lr_test(new_model(params, data), data, params)
     save_json(obj=finder, path=tmp_path / "lr_finder.json")
     ran = []
-    real = train_module.lr_range_test
-    monkeypatch.setattr(train_module, "lr_range_test", lambda **kw: ran.append(1) or real(**kw))
-    _, result = train({**params, "lr_rule": "steep"})  # notebook 04 in the same out_dir
+    real = peak.lr_range_test
+    monkeypatch.setattr(peak, "lr_range_test", lambda **kw: ran.append(1) or real(**kw))
+    _, result = train(params.replace(lr_rule="steep"))  # notebook 04 in the same out_dir
     assert ran == [] and result.metrics["lr_range_test_reused"] is True
-    assert result.metrics["params"]["max_lr"] == finder["suggestions"]["steep"]
+    assert result.metrics["max_lr"] == finder["suggestions"]["steep"]
     for change in ({"weight_decay": 1e-3}, {"seed": 2}, {"logit_scale": 0.5}):
-        _, result = train({**params, **change})
+        _, result = train(params.replace(**change))
         assert len(ran) == 1 and result.metrics["lr_range_test_reused"] is False, change
         ran.clear()
         save_json(obj=finder, path=tmp_path / "lr_finder.json")  # 03's again, for the next change

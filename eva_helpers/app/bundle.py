@@ -15,7 +15,7 @@ import numpy as np
 from torch import nn
 
 from ..device import pick_device
-from ..inference import META_KEYS
+from ..model_file import META_KEYS
 from ..models import build_model
 from .service import AppModel, Mistake
 

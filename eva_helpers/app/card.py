@@ -103,10 +103,10 @@ def worst_lines(app: AppModel) -> list[str]:
     r = app.report
     if not r:
         return []
-    acc = r["per_class_accuracy"]
-    order = sorted(range(len(acc)), key=lambda i: acc[i])[: WORST if len(acc) > 20 else 5]
-    lines = ["", f"**The {len(order)} worst classes** ({r['split']} accuracy)", "", "| class | accuracy |", "|---|---|"]
-    lines += [f"| {app.classes[i]} | {acc[i]:.1%} |" for i in order]
+    acc = r["per_class_accuracy"]  # {class: accuracy} in label order (ErrorReport.summary)
+    worst = sorted(acc, key=acc.__getitem__)[: WORST if len(acc) > 20 else 5]  # ties: in label order
+    lines = ["", f"**The {len(worst)} worst classes** ({r['split']} accuracy)", "", "| class | accuracy |", "|---|---|"]
+    lines += [f"| {c} | {acc[c]:.1%} |" for c in worst]
     pairs = r.get("most_confused", [])[:WORST]
     if pairs:
         lines += ["", "**The most-confused pairs**", "", "| true | predicted | images | share of the true class |",

@@ -14,13 +14,12 @@ from .service import AppModel
 
 PACKAGE = Path(__file__).resolve().parents[1]
 # What the Space's app imports, and nothing else: no engine, train, schedule, lr_finder, augment, loaders.
-VENDORED = ("inference.py", "images.py", "analysis.py", "models.py", "validate.py", "device.py", "files.py",
-            "data/folders.py", "data/cache.py", "app/service.py", "app/bundle.py", "app/card.py",
-            "app/ui.py")  # fmt: skip
+VENDORED = ("inference.py", "images.py", "analysis.py", "model_file.py", "models.py", "validate.py", "device.py",
+            "files.py", "data/index.py", "app/service.py", "app/bundle.py", "app/card.py", "app/ui.py")  # fmt: skip
 STUBS = {  # the __init__ files, without the names of the modules left out
     "__init__.py": '"""eva_helpers as this Space needs it: inference, Grad-CAM and the app, no training code."""'
     f'\n\n__version__ = "{__version__}"\n',
-    "data/__init__.py": '"""The part of eva_helpers.data that inference needs: which files are images."""\n',
+    "data/__init__.py": '"""The part of eva_helpers.data that inference needs: index.py, which files are images."""\n',
     "app/__init__.py": '"""The app as this Space runs it: service (what it computes), bundle, card, ui."""\n',
 }
 APP_PY = '''"""The Space: the model in this folder, served by eva_helpers.app (the copy beside this file)."""

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..analysis import error_report
-from ..inference import load_trained, predict_logits
+from ..inference import predict_logits
+from ..model_file import load_trained
 from .bundle import save_png
 from .service import MAX_MISTAKES, AppModel, Mistake
 
@@ -86,19 +87,6 @@ def figures(*, app: AppModel, report) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def report_summary(report) -> dict[str, Any]:
-    """What the app shows of an analysis.ErrorReport, as plain JSON: counts, accuracies, the confusion matrix."""
-    return {
-        "split": report.split,
-        "n": report.n,
-        "count": report.count,
-        "accuracy": report.accuracy,
-        "per_class_accuracy": report.per_class_accuracy,
-        "confusion": report.confusion.tolist(),
-        "most_confused": report.confused_pairs(top=10),
-    }
-
-
 def load_local(
     *, model_path: str | Path, data_dir: str | Path | None = None, device: str = "cpu", progress: bool = True
 ) -> AppModel:
@@ -131,7 +119,7 @@ def load_local(
         print(f"{report.title} ({time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
     app.mistakes = [Mistake(image=data.x_test[i], true=int(report.labels[i]), pred=int(report.pred[i]),
                             prob=float(report.confidence[i])) for i in report.order[:MAX_MISTAKES]]  # fmt: skip
-    app.report = report_summary(report)
+    app.report = report.summary()  # the JSON notebook 05 saves as misclassified.json
     app.examples = write_examples(folder=examples_dir, images=data.x_test, labels=data.y_test, classes=app.classes)
     app.figures = figures(app=app, report=report)
     return app

@@ -54,7 +54,7 @@ class AppModel:
     meta: dict[str, Any]  # model.pt's metadata: classes, mean/std of the training split, image_size, ...
     examples: list[Path] = field(default_factory=list)  # PNG files, one test image per class
     mistakes: list[Mistake] = field(default_factory=list)  # computed once, at start or at export
-    report: dict[str, Any] | None = None  # the held-out split's accuracy, confusion matrix, per-class accuracy
+    report: dict[str, Any] | None = None  # the held-out split's analysis.ErrorReport.summary()
     metrics: dict[str, Any] | None = None  # the run's metrics.json (history, params, provenance), if known
     figures: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (title, RGB image) for the model tab
     notes: list[str] = field(default_factory=list)  # what is missing and why, shown in the app

@@ -5,15 +5,15 @@
 # ``tinyimagenet_index``) and the Tiny ImageNet split (``tinyimagenet_split``) need no decoding.
 #
 # Each dataset is a module with TEST_SPLIT (what its held-out split is called), AUGMENT (its augmentation defaults),
-# DOWNLOADS (whether read() can fetch it) and read(*, data_dir, download, split_seed, cache_dir) -> Decoded | Listed.
-# Adding one = its file + a REGISTRY line.
+# DOWNLOADS (whether read() can fetch it) and read(*, data_dir, download, split_seed, cache_dir) -> Decoded | Listed
+# (index.py). Adding one = its file + a REGISTRY line.
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,13 +21,16 @@ from ..files import project_root
 from ..validate import DataError, choice, whole
 from . import cifar10, decode, folders, tinyimagenet
 from .cache import cache_dir as choose_cache_dir
-from .folders import Decoded, FileIndex, Listed, imagefolder_index
+from .folders import imagefolder_index
+from .index import Decoded, FileIndex, Listed
 from .stats import balanced_subset, channel_stats, class_counts, limited, mean_var
 from .tinyimagenet import tinyimagenet_index, tinyimagenet_split
 
+if TYPE_CHECKING:
+    from ..recipe import Recipe
+
 __all__ = [
     "DATASETS",
-    "DATA_KEYS",
     "REGISTRY",
     "DataError",
     "Decoded",
@@ -41,6 +44,7 @@ __all__ = [
     "dataset_stats",
     "imagefolder_index",
     "load_data",
+    "read_data",
     "synthetic",
     "tinyimagenet_index",
     "tinyimagenet_split",
@@ -48,19 +52,6 @@ __all__ = [
 
 REGISTRY = {"cifar10": cifar10, "imagefolder": folders, "tinyimagenet": tinyimagenet}  # name -> dataset module
 DATASETS = tuple(REGISTRY)
-
-# The load_data keyword arguments that rebuild a dataset (all but progress): what ImageData.args holds.
-DATA_KEYS = (
-    "dataset",
-    "data_dir",
-    "train_limit",
-    "test_limit",
-    "seed",
-    "split_seed",
-    "download",
-    "cache_dir",
-    "skip_bad_images",
-)
 
 
 @dataclass(repr=False)
@@ -77,7 +68,7 @@ class ImageData:
     std: tuple[float, float, float]
     test_split: str
     source: str
-    args: dict = field(default_factory=dict)  # plain JSON: load_data(**args) rebuilds this data ({} if not loaded)
+    args: dict = field(default_factory=dict)  # plain JSON: read_data(**args, progress=...) rebuilds it ({}: synthetic)
 
     @property
     def image_size(self) -> int:
@@ -124,19 +115,17 @@ def dataset_stats(data: ImageData) -> dict:
 # ----------------------------------------------------------------------------- load_data, synthetic
 
 
-def load_data(
-    *,
-    dataset: str = "cifar10",
-    data_dir: str | Path | None = None,
-    train_limit: int = 0,
-    test_limit: int = 0,
-    seed: int = 1,
-    split_seed: int = 0,
-    download: bool = True,
-    cache_dir: str | Path | None = None,
-    skip_bad_images: bool = False,
-    progress: bool = True,
-) -> ImageData:
+def load_data(recipe: Recipe) -> ImageData:
+    """The recipe's dataset as uint8 arrays (decoded once, then cached), with its limits; mean/std from train."""
+    d = recipe.data
+    return read_data(dataset=d.dataset, data_dir=d.data_dir, train_limit=d.train_limit, test_limit=d.test_limit,
+                     seed=recipe.machine.seed, split_seed=d.split_seed, download=d.download, cache_dir=d.cache_dir,
+                     skip_bad_images=d.skip_bad_images, progress=recipe.machine.progress)  # fmt: skip
+
+
+def read_data(*, dataset: str, data_dir: str | Path | None, train_limit: int, test_limit: int, seed: int,
+              split_seed: int, download: bool, cache_dir: str | Path | None, skip_bad_images: bool,
+              progress: bool) -> ImageData:  # fmt: skip
     """Read a dataset into uint8 arrays (cached after the first run), apply limits, compute mean/std on train."""
     module = REGISTRY[choice("dataset", dataset, DATASETS)]
     limit_hint = "0 for all images or a positive number of images"
@@ -211,7 +200,7 @@ def load_model_data(
             f"model.pt says its data was in {args['data_dir']}, which is not on this machine; "
             "pass data_dir=<the folder that holds it here>."
         )
-    data = load_data(**args)
+    data = read_data(**args)
     if list(data.classes) != list(meta["classes"]):
         raise DataError(
             f"the classes in {data.source} ({len(data.classes)}: {data.classes[:3]}...) are not the model's "

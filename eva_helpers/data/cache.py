@@ -3,7 +3,8 @@
 # Cache: in ``cache_dir`` if given, else in ``.eva_helpers_cache/`` beside the data when that folder may be written
 # (read-only mode bits are honoured even for root), else in ``~/.cache/eva_helpers``. Files are named by the
 # source's identity (zip path + size + mtime, or a hash of the folder's (path, size, mtime) listing), so a changed
-# source is decoded again; they are written atomically. The Tiny ImageNet split is saved there as
+# source is decoded again, and hold the CACHE_VERSION they were written with, so a cache from another version is
+# decoded again (and overwritten); they are written atomically. The Tiny ImageNet split is saved there as
 # ``tinyimagenet-split-seed{split_seed}.json`` and reused (checked against the files present).
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ import os
 import stat
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..files import write_atomic
-
-if TYPE_CHECKING:  # annotations only: folders imports CACHE_VERSION from here
-    from .folders import FileIndex
+from .index import FileIndex
 
 CACHE_FOLDER = ".eva_helpers_cache"  # beside the data; a dot folder so layout checks ignore it
 CACHE_VERSION = 2  # bump when the cached arrays change meaning (2: images.to_rgb: EXIF, alpha on white, 16 bit)
@@ -72,14 +70,15 @@ def load_cache(*, cache_dir: Path, dataset: str, index: FileIndex) -> tuple[np.n
         return None
     try:
         meta = json.loads(paths["meta"].read_text(encoding="utf-8"))
+        if meta["version"] != CACHE_VERSION:  # written by another eva_helpers: decoded again and overwritten, quietly
+            return None
         x = np.load(paths["x"], mmap_mode="r", allow_pickle=False)
         y = np.load(paths["y"], allow_pickle=False)
         skipped = list(meta["skipped"])
         skipped_set = set(skipped)
         kept = [n for n in index.names if n not in skipped_set]
         ok = (
-            meta["version"] == CACHE_VERSION
-            and meta["names_sha256"] == _names_hash(kept)
+            meta["names_sha256"] == _names_hash(kept)
             and x.dtype == np.uint8
             and x.ndim == 4
             and x.shape[-1] == 3

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..validate import DataError
 from .download import fetch
-from .folders import Decoded
+from .index import Decoded
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"

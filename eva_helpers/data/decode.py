@@ -18,7 +18,7 @@ import numpy as np
 from ..images import ImageError, to_rgb
 from ..validate import DataError, listing
 from .cache import load_cache, save_cache
-from .folders import FileIndex
+from .index import FileIndex
 
 
 def read_indexed(

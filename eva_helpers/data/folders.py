@@ -1,80 +1,25 @@
-"""Image folders (train/<class>/, test/<class>/): FileIndex, Decoded and Listed, junk filters and the folder listing."""
+"""Your own image folders (train/<class>/, test/<class>/) as a dataset: their layout checked and listed."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..validate import DataError, listing
-from .cache import CACHE_VERSION
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-# Files that operating systems drop into folders; skipped without a word (as are dotfiles and __MACOSX/).
-JUNK_FILES = {".ds_store", "thumbs.db", "desktop.ini"}
+from .index import IMAGE_EXTENSIONS, FileIndex, Listed, is_image, is_junk, listing_key
 
 TEST_SPLIT = "test"
 DOWNLOADS = False  # your own folders: nothing to fetch
 AUGMENT = {"pad": 4, "cutout": 8, "rotate": 0, "rgb_shift": 0}
 
 
-@dataclass(repr=False)
-class FileIndex:
-    """The labelled images of a dataset on disk, listed without decoding anything."""
-
-    root: Path  # the folder (or the zip file) the names are relative to
-    names: list[str]  # POSIX paths relative to root (inside the zip: after zip_prefix), label order
-    labels: np.ndarray  # int64, one per name
-    classes: list[str]  # readable class names in label order
-    split: np.ndarray | None  # int8 per name, 0 = train and 1 = test, where the folders say so; None for Tiny ImageNet
-    zip_prefix: str | None = None  # member-name prefix when root is a zip file; None for a folder
-    key: str = ""  # identity of the source (hash of paths, sizes, mtimes): the cache key
-    wnids: list[str] = field(default_factory=list)  # Tiny ImageNet only: class ids in label order
-
-    def __repr__(self) -> str:
-        kind = "zip" if self.zip_prefix is not None else "folder"
-        return f"FileIndex({kind} {str(self.root)!r}, {len(self.names)} images, {len(self.classes)} classes)"
-
-
-@dataclass
-class Decoded:
-    """What a dataset's read() returns when its arrays are already in memory (CIFAR-10's pickles)."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    classes: list[str]
-    source: str
-
-
-@dataclass
-class Listed:
-    """What a dataset's read() returns when its files are still to decode: the index and each split's positions."""
-
-    index: FileIndex
-    train_pos: np.ndarray
-    test_pos: np.ndarray
-
-
 def read(*, data_dir: Path, download: bool, split_seed: int, cache_dir: str | Path | None) -> Listed:
     """The image folder's index and its train/ and test/ positions (download, split_seed, cache_dir are unused)."""
     index = imagefolder_index(data_dir=data_dir)
     return Listed(index=index, train_pos=np.flatnonzero(index.split == 0), test_pos=np.flatnonzero(index.split == 1))
-
-
-def is_junk(name: str) -> bool:
-    """True for dotfiles, __MACOSX and the files operating systems drop into folders."""
-    return name.startswith(".") or name.lower() in JUNK_FILES or name == "__MACOSX"
-
-
-def is_image(name: str) -> bool:
-    """True when the name ends in one of IMAGE_EXTENSIONS (any case)."""
-    return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
@@ -176,12 +121,3 @@ def _list_classes(root: Path, split: str, ignored: list[str]) -> dict[str, list[
             )
         out[cdir.name] = sorted(files)
     return out
-
-
-def listing_key(root: Path, names: list[str]) -> str:
-    """Hash of the sorted (relative path, size, mtime) listing: any change of the files changes the key."""
-    h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
-    for name in sorted(names):
-        st = (root / name).stat()
-        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()

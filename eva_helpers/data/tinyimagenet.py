@@ -14,11 +14,10 @@ import numpy as np
 
 from ..files import write_atomic
 from ..validate import DataError, listing, whole
-from .cache import CACHE_VERSION
 from .cache import cache_dir as choose_cache_dir
 from .decode import damaged_zip
 from .download import fetch
-from .folders import FileIndex, Listed, is_image, is_junk, listing_key
+from .index import FileIndex, Listed, is_image, is_junk, listing_key
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
@@ -101,7 +100,7 @@ def _index_zip(path: Path) -> FileIndex:
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
         raise damaged_zip(path, e) from e
     st = path.stat()
-    key = hashlib.sha256(f"v{CACHE_VERSION}\0{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
+    key = hashlib.sha256(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
     return _build_index(
         root=path, zip_prefix=prefix, files=names, texts=texts, where=f"{path} ({prefix or 'top level'})", key=key
     )

@@ -78,3 +78,8 @@ def save_figure(*, fig: Figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight", facecolor="white")
     return path
+
+
+def save_figures(*, figures: dict[str, Figure], out_dir: str | Path) -> dict[str, Path]:
+    """Save each figure as {out_dir}/{name}.png: what notebook 04 and the train command both write."""
+    return {name: save_figure(fig=fig, path=Path(out_dir) / f"{name}.png") for name, fig in figures.items()}

@@ -26,6 +26,12 @@ def plot_lr_finder(*, lr: Sequence[float], loss: Sequence[float], suggestions: M
     if (lr <= 0).any():
         raise ValueError("learning rates must be > 0 for a log axis")
     fig, ax = _subplots(figsize=(7.5, 4.2))
+    _draw_lr_finder(ax, lr=lr, loss=loss, suggestions=suggestions, rule=rule, diverged=diverged)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_lr_finder(ax, *, lr: np.ndarray, loss: np.ndarray, suggestions, rule, diverged: bool) -> None:
     ax.plot(lr, loss, color="tab:blue", label="training loss (smoothed)")
     ax.set_xscale("log")
     finite = np.isfinite(loss)
@@ -42,8 +48,6 @@ def plot_lr_finder(*, lr: Sequence[float], loss: Sequence[float], suggestions: M
     ax.set_title("LR range test" + (": stopped early, the loss diverged" if diverged else ""))
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    return fig
 
 
 def plot_lr_schedule(*, lrs: Sequence[float], steps_per_epoch: int, peak_epoch: float | None = None) -> Figure:
@@ -52,17 +56,18 @@ def plot_lr_schedule(*, lrs: Sequence[float], steps_per_epoch: int, peak_epoch: 
     if lrs.ndim != 1 or len(lrs) == 0:
         raise ValueError(f"lrs must be a non-empty 1-D sequence of learning rates, got shape {lrs.shape}")
     whole("steps_per_epoch", steps_per_epoch, low=1)
+    fig, ax = _subplots(figsize=(7, 4))
+    _draw_lr_schedule(ax, lrs=lrs, steps_per_epoch=steps_per_epoch, peak_epoch=peak_epoch)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_lr_schedule(ax, *, lrs: np.ndarray, steps_per_epoch: int, peak_epoch: float | None) -> None:
     epochs = np.arange(1, len(lrs) + 1) / steps_per_epoch  # step i's LR holds until the end of step i
     peak = int(np.argmax(lrs))
-    fig, ax = _subplots(figsize=(7, 4))
     ax.plot(epochs, lrs, label="learning rate")
-    ax.scatter(
-        [epochs[peak]],
-        [lrs[peak]],
-        color="tab:red",
-        zorder=3,
-        label=f"peak {lrs[peak]:.2e} at epoch {epochs[peak]:.2f}",
-    )
+    ax.scatter([epochs[peak]], [lrs[peak]], color="tab:red", zorder=3,
+               label=f"peak {lrs[peak]:.2e} at epoch {epochs[peak]:.2f}")  # fmt: skip
     if peak_epoch is not None:
         ax.axvline(peak_epoch, color="tab:gray", linestyle="--", label=f"peak_epoch = {peak_epoch:g}")
     ax.set_xlabel("epoch")
@@ -70,6 +75,23 @@ def plot_lr_schedule(*, lrs: Sequence[float], steps_per_epoch: int, peak_epoch: 
     ax.set_title("One-Cycle learning rate schedule")
     ax.legend()
     ax.grid(True, alpha=0.3)
+
+
+def plot_peak(*, peak, lrs: Sequence[float], peak_epoch: int) -> Figure:
+    """Before training: the range test's curve with its pick (when max_lr was None) beside the schedule it gives.
+
+    `peak` is peak.peak_lr's result, `lrs` the schedule of every step (peak.lr_schedule).
+    """
+    lrs = np.asarray(lrs, dtype=float)
+    f = peak.lr_finder
+    fig, axes = _subplots(ncols=2 if f else 1, figsize=(14, 4.2) if f else (7, 4))
+    axes = np.atleast_1d(axes)
+    if f:
+        lr, loss = np.asarray(f["lr"], dtype=float), np.asarray(f["loss"], dtype=float)
+        _draw_lr_finder(axes[0], lr=lr, loss=loss, suggestions=f.get("suggestions"), rule=f.get("rule"),
+                        diverged=f.get("diverged", False))  # fmt: skip
+    _draw_lr_schedule(axes[-1], lrs=lrs, steps_per_epoch=peak.steps_per_epoch, peak_epoch=peak_epoch)
+    fig.suptitle(f"max_lr {peak.max_lr:.3g}: {peak.source}")
     fig.tight_layout()
     return fig
 
