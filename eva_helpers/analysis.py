@@ -156,18 +156,18 @@ def gradcam(*, model: nn.Module, images: torch.Tensor, targets: Sequence[int], l
 def explain(
     *,
     model: nn.Module,
+    meta: Mapping,
     images: np.ndarray,
-    mean: Sequence[float],
-    std: Sequence[float],
     targets: Mapping[str, Sequence[int]],
     layers: Mapping[str, nn.Module] | None = None,
 ) -> dict[str, np.ndarray]:
     """Grad-CAM of uint8 images (N, H, W, 3) at each layer (default: gradcam_layers) for each named target list.
 
-    Returns {"<layer> / <target name>": heatmaps (N, H, W)}, layers shallowest first, e.g.
-    targets={"predicted": report.pred[idx], "true": report.labels[idx]}.
+    `meta` is model.pt's metadata (load_trained): its training-split mean and std prepare the images, as
+    predict_logits prepares them. Returns {"<layer> / <target name>": heatmaps (N, H, W)}, layers shallowest
+    first, e.g. targets={"predicted": report.pred[idx], "true": report.labels[idx]}.
     """
-    x = normalize(images=images, mean=mean, std=std, device=next(model.parameters()).device)
+    x = normalize(images=images, mean=meta["mean"], std=meta["std"], device=next(model.parameters()).device)
     layers = gradcam_layers(model) if layers is None else layers
     return {
         f"{name} / {which}": gradcam(model=model, images=x, targets=list(classes), layer=layer)
@@ -181,9 +181,7 @@ def top_class_cams(*, model: nn.Module, meta: Mapping, predictions: Sequence[Map
     images = np.stack([p["image"] for p in predictions])
     deepest = dict(list(gradcam_layers(model).items())[-1:])
     tops = [list(meta["classes"]).index(p["top"][0]["class"]) for p in predictions]
-    cams = explain(
-        model=model, images=images, mean=meta["mean"], std=meta["std"], targets={"top": tops}, layers=deepest
-    )
+    cams = explain(model=model, meta=meta, images=images, targets={"top": tops}, layers=deepest)
     return next(iter(cams.values()))
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .device import autocast, rank_and_world
-from .inference import flip_tta_logits
+from .inference import eval_logits
 
 
 class TrainingDiverged(RuntimeError):
@@ -125,7 +125,7 @@ def evaluate(
     """Summed cross-entropy, correct count and image count over `loader` (sums, so ranks can add them).
 
     tta: also classify each image mirrored left to right and average the two logits
-    (inference.flip_tta_logits, which notebook 05 and the app use too).
+    (inference.eval_logits, which notebook 05 and the app use too).
     """
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -134,7 +134,7 @@ def evaluate(
     for x, y in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
         x, y = _to(x, device, channels_last), y.to(device, non_blocking=True)
         with autocast(device=device, dtype=amp_dtype):
-            out = flip_tta_logits(model, x) if tta else model(x)
+            out = eval_logits(model, x, tta=tta)
         loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
         correct += (out.argmax(1) == y).sum()
         seen += len(y)

@@ -71,13 +71,13 @@ def normalize(
     return standardize(x, stats=stats)
 
 
-def flip_tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Flip test-time augmentation: the float logits of `x` and of its mirror image (left to right), averaged.
+def eval_logits(model: nn.Module, x: torch.Tensor, *, tta: bool) -> torch.Tensor:
+    """The float logits every evaluation reports (training's held-out accuracy, notebook 05, the app).
 
-    Training flips images at random, so the mirror image is one the model knows. Every evaluation that
-    honours a run's `tta` (training's held-out accuracy, notebook 05, the app) computes it here.
+    tta (flip test-time augmentation): the logits of `x` and of its mirror image (left to right), averaged.
+    Training flips images at random, so the mirror image is one the model knows.
     """
-    return (model(x).float() + model(x.flip(3)).float()) / 2
+    return (model(x).float() + model(x.flip(3)).float()) / 2 if tta else model(x).float()
 
 
 @torch.no_grad()
@@ -101,7 +101,7 @@ def predict_logits(
     try:
         for start in tqdm(range(0, len(images), batch_size), desc="predict", leave=False, disable=not progress):
             x = normalize(images=images[start : start + batch_size], mean=meta["mean"], std=meta["std"], device=device)
-            out.append((flip_tta_logits(model, x) if tta else model(x).float()).cpu())
+            out.append(eval_logits(model, x, tta=tta).cpu())
     finally:
         model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, len(meta.get("classes", ()))), dtype=np.float32)

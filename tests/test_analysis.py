@@ -147,7 +147,9 @@ def test_explain_is_gradcam_of_the_normalized_images_for_each_layer_and_target()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
-    cams = explain(model=model, images=images, mean=mean, std=std, targets={"predicted": [1, 2], "true": [3, 4]})
+    cams = explain(
+        model=model, meta={"mean": mean, "std": std}, images=images, targets={"predicted": [1, 2], "true": [3, 4]}
+    )
     assert list(cams) == [f"{layer} / {t}" for layer in ("layer1", "layer2", "layer3") for t in ("predicted", "true")]
     x = normalize(images=images, mean=mean, std=std)
     expected = gradcam(model=model, images=x, targets=[3, 4], layer=model.layer2)

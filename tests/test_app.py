@@ -50,7 +50,7 @@ def direct_top(app, path, k):
 
 def direct_cam(app, path, *, layer, target, opacity):
     image = load_image(path, size=app.meta["image_size"])
-    cams = explain(model=app.model, images=image[None], mean=app.meta["mean"], std=app.meta["std"],
+    cams = explain(model=app.model, meta=app.meta, images=image[None],
                    targets={"t": [target]}, layers={layer: gradcam_layers(app.model)[layer]})  # fmt: skip
     return overlay(image=image, heatmap=cams[f"{layer} / t"][0], image_weight=1 - opacity)
 

@@ -262,8 +262,8 @@ def test_a_model_without_mistakes_gets_a_sentence_where_the_figures_would_be():
                              title="test split: 0 of 100 misclassified, accuracy 100.00%")  # fmt: skip
     said = " ".join(t.get_text() for t in fig.texts)
     assert "No misclassified images" in said and "0 of 100 misclassified" in said and not fig.axes
-    cams = explain(model=build_model(name="custom_resnet", num_classes=2, seed=0), images=none, mean=[0.5] * 3,
-                   std=[0.25] * 3, targets={"predicted": [], "true": []})  # fmt: skip
+    cams = explain(model=build_model(name="custom_resnet", num_classes=2, seed=0), meta={"mean": [0.5] * 3,
+                   "std": [0.25] * 3}, images=none, targets={"predicted": [], "true": []})  # fmt: skip
     assert all(h.shape == (0, 32, 32) for h in cams.values()) and len(cams) == 6
     fig = plots.plot_gradcam(images=none, cams=cams, titles=[])
     assert "No images to explain" in " ".join(t.get_text() for t in fig.texts) and not fig.axes

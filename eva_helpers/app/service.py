@@ -172,8 +172,7 @@ def cam_overlays(
     opacity = check_opacity(opacity)
     chosen = {name: gradcam_layers(app.model)[name] for name in layers}
     with app.lock:
-        cams = explain(model=app.model, images=images, mean=app.meta["mean"], std=app.meta["std"],
-                       targets={"cam": list(targets)}, layers=chosen)  # fmt: skip
+        cams = explain(model=app.model, meta=app.meta, images=images, targets={"cam": list(targets)}, layers=chosen)
     return {
         name: [overlay(image=im, heatmap=h, image_weight=1.0 - opacity) for im, h in zip(images, cams[f"{name} / cam"])]
         for name in layers
