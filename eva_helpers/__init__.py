@@ -21,7 +21,7 @@ _NAMES = {  # module: the names the notebooks use from it
     "augment": ("resolve_augment", "albumentations_steps", "albumentations_train", "batch_preview"),
     "models": ("build_model", "count_params", "model_summary", "gradcam_layers"),
     "device": ("pick_device", "seed_everything"),
-    "run_setup": ("new_model", "augmentation", "prepare"),
+    "run_setup": ("new_model", "augmentation", "augmentation_steps", "prepare"),
     "peak": ("lr_test", "peak_lr", "lr_schedule"),
     "training": ("fit",),
     "model_file": ("load_trained",),
@@ -89,5 +89,5 @@ if TYPE_CHECKING:  # for editors and type checkers, which do not run __getattr__
         train_figures,
     )
     from .recipe import TRAIN_PARAMS, Recipe, check_params, load_recipe, read_config  # noqa: F401
-    from .run_setup import augmentation, new_model, prepare  # noqa: F401
+    from .run_setup import augmentation, augmentation_steps, new_model, prepare  # noqa: F401
     from .training import fit  # noqa: F401

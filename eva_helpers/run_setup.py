@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .augment import resolve_augment
+from .augment import albumentations_steps, albumentations_train, resolve_augment
 from .data import ImageData
 from .device import pick_device, pick_precision, rank_and_world
 from .loaders import eval_batch_size, make_loaders
@@ -49,6 +49,14 @@ def augmentation(recipe: Recipe, data: ImageData) -> dict[str, Any]:
     a = recipe.augment
     return resolve_augment(dataset=data.name, pad=a.pad, flip=a.flip, cutout=a.cutout, rotate=a.rotate,
                            rgb_shift=a.rgb_shift)  # fmt: skip
+
+
+def augmentation_steps(recipe: Recipe, data: ImageData) -> dict[str, Any]:
+    """Notebook 02's preview: each albumentations step the recipe enables on `data`, alone, then all together."""
+    knobs = augmentation(recipe, data)
+    steps = albumentations_steps(mean=data.mean, image_size=data.image_size, **knobs)
+    together = albumentations_train(mean=data.mean, std=data.std, image_size=data.image_size, normalize=False, **knobs)
+    return {**steps, "all together": together}
 
 
 def prepare(model: nn.Module, data: ImageData, recipe: Recipe, *, rank: int | None = None,

@@ -330,3 +330,26 @@ def test_seed_albumentations_is_reproducible_and_uncorrelated():
     assert binomial_ok(int((f1[:, 0] == f1[:, 1]).sum()), len(f1))  # the two steps decide independently
     with pytest.raises(ValueError, match="seed"):
         aug.seed_albumentations(transform=t1, seed=-1)
+
+
+def test_notebook_02s_preview_is_the_recipes_steps_then_all_of_them_together():
+    from eva_helpers.data import synthetic
+    from eva_helpers.recipe import load_recipe
+    from eva_helpers.run_setup import augmentation_steps
+
+    data = synthetic(n_train=4, name="cifar10")
+    steps = augmentation_steps(load_recipe(cutout=0), data)  # pad 4 and flip: cifar10's defaults, no cutout
+    assert list(steps) == ["pad + random crop", "horizontal flip", "all together"]
+    image = position_image()
+    together = steps["all together"]
+    aug.seed_albumentations(transform=together, seed=0)
+    outs = [together(image=image)["image"] for _ in range(40)]
+    # each output is a 32x32 window of the reflect-padded image, mirrored or not: no other change
+    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)), mode="reflect")
+    windows = {padded[i : i + 32, j : j + 32].tobytes() for i in range(9) for j in range(9)}
+    windows |= {padded[i : i + 32, j : j + 32][:, ::-1].tobytes() for i in range(9) for j in range(9)}
+    assert all(o.shape == image.shape and o.tobytes() in windows for o in outs)
+    mirrored = [bool(o[0, 0, 2] < o[0, -1, 2]) for o in outs]  # blue falls left to right unless mirrored
+    assert any(mirrored) and not all(mirrored)
+    assert len({o.tobytes() for o in outs}) > 10  # and the crops move
+    assert list(augmentation_steps(load_recipe(pad=0, flip=False, cutout=0), data)) == ["all together"]
