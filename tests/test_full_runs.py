@@ -43,3 +43,9 @@ def test_the_table_shows_what_was_measured_and_a_dash_for_the_rest(full_runs, tm
     )
     assert "| cifar10 | cuda | - | - | - | - | - | - | - |" in lines
     assert "| tinyimagenet | cpu | - | - | - | - | - | - | - |" in lines
+
+
+def test_the_readme_shows_the_table_of_the_committed_result_files(full_runs):
+    # A result file committed without its row, or a row edited by hand, would show a reader the wrong number.
+    table = full_runs.table(ROOT / "benchmarks" / "results")
+    assert table in (ROOT / "README.md").read_text(), "paste `python benchmarks/full_runs.py --table` into the README"
