@@ -16,7 +16,7 @@ from torch import nn
 from . import __version__
 from .device import pick_device
 from .files import load_torch, save_torch
-from .models import build_model, model_name
+from .models import build_model, model_name, unwrap
 
 if TYPE_CHECKING:
     from .data import ImageData
@@ -40,7 +40,8 @@ def load_trained(
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise ValueError(f"{path} lacks the metadata {missing}; it was written by another version. Train again.")
-    model = build_model(name=meta["model"], num_classes=meta["num_classes"], logit_scale=meta.get("logit_scale", 1.0))
+    model = build_model(name=meta["model"], num_classes=meta["num_classes"], logit_scale=meta.get("logit_scale", 1.0),
+                        width=meta.get("width", 1.0))  # fmt: skip
     try:
         model.load_state_dict(saved["model"], strict=True)  # a file for another network fails here, loudly
     except RuntimeError as e:
@@ -58,6 +59,7 @@ def model_meta(*, model: nn.Module, data: ImageData, metrics: dict[str, Any]) ->
     return {
         "model": model_name(model),
         "logit_scale": recipe["logit_scale"],
+        "width": getattr(unwrap(model), "width", 1.0),
         "num_classes": data.num_classes,
         "classes": list(data.classes),
         "mean": list(data.mean),

@@ -18,6 +18,11 @@ def _conv3x3(cin: int, cout: int, *, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
+def _scaled(channels: int, width: float) -> int:
+    """A layer's channel count at `width` times the published network's (at least 1)."""
+    return max(1, round(channels * width))
+
+
 def _stem(cout: int) -> nn.Sequential:
     """Conv 3x3 -> BN -> ReLU on the RGB input, at full resolution: the first layer of both networks."""
     stem = nn.Sequential()
@@ -74,16 +79,18 @@ class CustomResNet(nn.Module):
     input_size = 32  # layer3 leaves 4x4 at 32x32 input, which the final MaxPool2d(4) turns into 1x1
     gradcam_layer_names = ("layer1", "layer2", "layer3")  # Grad-CAM targets, shallowest first
 
-    def __init__(self, num_classes: int = 10, logit_scale: float = 1.0) -> None:
+    def __init__(self, num_classes: int = 10, logit_scale: float = 1.0, width: float = 1.0) -> None:
         super().__init__()
         self.logit_scale = logit_scale  # a constant, not a parameter: Page multiplies the logits by 0.125
-        self.prep = _stem(64)
-        self.layer1 = ResLayer(64, 128)  # 32 -> 16
-        self.layer2 = ConvPoolBlock(128, 256)  # 16 -> 8
-        self.layer3 = ResLayer(256, 512)  # 8 -> 4
+        self.width = width  # channels x width: 0.25 is the LR sweep's proxy, at about 1/16 of the work
+        c1, c2, c3, c4 = (_scaled(c, width) for c in (64, 128, 256, 512))
+        self.prep = _stem(c1)
+        self.layer1 = ResLayer(c1, c2)  # 32 -> 16
+        self.layer2 = ConvPoolBlock(c2, c3)  # 16 -> 8
+        self.layer3 = ResLayer(c3, c4)  # 8 -> 4
         self.pool = nn.MaxPool2d(4)  # 4 -> 1
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(c4, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.input_size, self.input_size):
@@ -129,18 +136,20 @@ class ResNet18(nn.Module):
 
     gradcam_layer_names = ("layer2", "layer3", "layer4")  # Grad-CAM targets, shallowest first
 
-    def __init__(self, num_classes: int = 10, logit_scale: float = 1.0) -> None:
+    def __init__(self, num_classes: int = 10, logit_scale: float = 1.0, width: float = 1.0) -> None:
         super().__init__()
         self.logit_scale = logit_scale  # a constant multiplying the logits, not a parameter
-        self.stem = _stem(64)
-        self.layer1 = self._make_layer(64, 64, stride=1)
-        self.layer2 = self._make_layer(64, 128, stride=2)
-        self.layer3 = self._make_layer(128, 256, stride=2)
-        self.layer4 = self._make_layer(256, 512, stride=2)
+        self.width = width  # channels x width, as in CustomResNet
+        c1, c2, c3, c4 = (_scaled(c, width) for c in (64, 128, 256, 512))
+        self.stem = _stem(c1)
+        self.layer1 = self._make_layer(c1, c1, stride=1)
+        self.layer2 = self._make_layer(c1, c2, stride=2)
+        self.layer3 = self._make_layer(c2, c3, stride=2)
+        self.layer4 = self._make_layer(c3, c4, stride=2)
         # Adaptive, not a fixed avg_pool2d(4): the same network then takes 32x32 and 64x64 images.
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(c4, num_classes)
 
     @staticmethod
     def _make_layer(cin: int, cout: int, *, stride: int) -> nn.Sequential:
@@ -159,26 +168,37 @@ class ResNet18(nn.Module):
 MODELS: dict[str, type[nn.Module]] = {"custom_resnet": CustomResNet, "resnet18": ResNet18}
 
 
-def build_model(*, name: str, num_classes: int, seed: int | None = None, logit_scale: float = 1.0) -> nn.Module:
+def build_model(
+    *, name: str, num_classes: int, seed: int | None = None, logit_scale: float = 1.0, width: float = 1.0
+) -> nn.Module:
     """Return a freshly initialised model by name; with a seed, the same weights every time (global RNG untouched).
 
     logit_scale multiplies the logits (David Page's ResNet-9 recipe uses 0.125): with a mean loss it
-    acts like a smaller LR for the last layer and a softer softmax. It adds no parameter.
+    acts like a smaller LR for the last layer and a softer softmax. It adds no parameter. width multiplies
+    every layer's channels (1: the published network; benchmarks/lr_sweep.py trains proxies at 0.25).
     """
     choice("model", name, MODELS)
     whole("num_classes", num_classes, low=2, hint="pass the dataset's class count")
     real("logit_scale", logit_scale, low=0, low_open=True)
+    real("width", width, low=0, low_open=True, hint="1 for the published network, 0.25 for a quarter of its channels")
+    kwargs = {"num_classes": num_classes, "logit_scale": logit_scale, "width": width}
     if seed is None:
-        return MODELS[name](num_classes=num_classes, logit_scale=logit_scale)
+        return MODELS[name](**kwargs)
     with torch.random.fork_rng(devices=[]):  # initialisation draws from torch's CPU generator only
         torch.manual_seed(whole("seed", seed, low=0))
-        return MODELS[name](num_classes=num_classes, logit_scale=logit_scale)
+        return MODELS[name](**kwargs)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside DDP and torch.compile wrappers (the model itself when there are none)."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
 
 
 def model_name(model: nn.Module) -> str | None:
     """The name build_model knows `model` by (through DDP and torch.compile wrappers), or None."""
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or model._orig_mod
+    model = unwrap(model)
     return next((name for name, cls in MODELS.items() if type(model) is cls), None)
 
 

@@ -141,3 +141,17 @@ def test_a_model_pt_written_before_the_recipe_object_still_loads(cifar, tmp_path
                           classes=data.classes)  # fmt: skip
     assert report.accuracy == meta["test_acc"]  # the accuracy the old run measured, recomputed
     assert load_local(model_path=out / "model.pt", progress=False).report["accuracy"] == meta["test_acc"]
+
+
+def test_a_narrow_proxy_network_round_trips_through_model_pt(cifar, tmp_path):
+    from eva_helpers.model_file import load_trained
+
+    recipe = load_recipe(data_dir=str(cifar), out_dir=str(tmp_path), download=False, epochs=1, peak_epoch=1,
+                         batch_size=10, max_lr=0.02, progress=False, precision="fp32", channels_last=False)  # fmt: skip
+    data = load_data(recipe)
+    net = build_model(name="custom_resnet", num_classes=10, seed=1, width=0.25)
+    fit(net, data, recipe)
+    model, meta = load_trained(out_dir=tmp_path)
+    assert meta["width"] == 0.25 and model.width == 0.25
+    x = torch.randn(3, 3, 32, 32)
+    torch.testing.assert_close(model(x), net.eval()(x), rtol=0, atol=0)  # the trained weights, not a fresh network

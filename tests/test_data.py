@@ -25,6 +25,7 @@ from eva_helpers.data import (
     channel_stats,
     class_counts,
     decode,
+    hold_out,
     imagefolder_index,
     load_data,
     read_data,
@@ -760,3 +761,35 @@ def test_no_data_dir_means_the_projects_data_folder(tmp_path, monkeypatch):
         load(dataset="imagefolder", data_dir="")
     with pytest.raises(ValueError, match="empty"):
         read_data(**{**got.args, "data_dir": ""}, progress=False)
+
+
+def test_hold_out_scores_on_training_images_never_trained_on_and_recomputes_the_stats():
+    data = synthetic(n_train=300, n_test=50, num_classes=10, seed=0)
+    data.x_train[:, 0, 0, 0] = np.arange(300) % 256  # a fingerprint per image, to follow each one
+    data.x_train[:, 0, 0, 1] = np.arange(300) // 256
+    held = hold_out(data, n=100, seed=3)
+    ids = lambda x: set((x[:, 0, 0, 0].astype(int) + 256 * x[:, 0, 0, 1].astype(int)).tolist())  # noqa: E731
+    assert ids(held.x_train).isdisjoint(ids(held.x_test))  # never trained on what it is scored on
+    assert ids(held.x_train) | ids(held.x_test) == set(range(300))  # from the training split only
+    assert len(held.y_test) == 100 and held.test_split == "held-out training images"
+    counts = np.bincount(held.y_test, minlength=10)
+    assert counts.max() - counts.min() <= 1 or counts.min() == np.bincount(data.y_train, minlength=10).min()
+    assert held.mean == pytest.approx(tuple(held.x_train.reshape(-1, 3).mean(0) / 255), abs=1e-9)
+    assert held.mean != data.mean  # the stats of the images left for training, not of all of them
+    again = hold_out(data, n=100, seed=3)
+    assert np.array_equal(again.x_test, held.x_test)  # seeded
+
+
+def test_hold_out_keeps_a_seeded_choice_of_classes_relabelled_and_limits_the_training_images():
+    data = synthetic(n_train=2000, n_test=10, num_classes=50, seed=1)
+    data.y_train[:] = np.arange(2000) % 50  # 40 of each class
+    small = hold_out(data, n=40, seed=0, classes=5, train_images=100)
+    assert small.num_classes == 5 and set(small.y_train) == set(small.y_test) == set(range(5))
+    assert len(small.y_train) == 100 and np.bincount(small.y_train).tolist() == [20] * 5
+    kept = [data.classes.index(c) for c in small.classes]
+    for x, y in zip(small.x_test, small.y_test, strict=True):  # each image keeps its class, under the new label
+        assert any(np.array_equal(x, o) for o in data.x_train[data.y_train == kept[y]])
+    with pytest.raises(ValueError, match="leaves none to train on"):
+        hold_out(data, n=2000, seed=0)
+    with pytest.raises(ValueError, match="classes=60"):
+        hold_out(data, n=10, seed=0, classes=60)

@@ -144,3 +144,22 @@ def test_the_logit_scale_multiplies_the_logits_and_adds_no_parameter(name):
     assert count_params(scaled) == count_params(plain) and scaled.state_dict().keys() == plain.state_dict().keys()
     with pytest.raises(ValueError, match="logit_scale=0"):
         build_model(name=name, num_classes=10, logit_scale=0)
+
+
+@pytest.mark.parametrize("name", ["custom_resnet", "resnet18"])
+def test_width_scales_every_layers_channels_and_width_1_is_the_published_network(name):
+    full, quarter = build_model(name=name, num_classes=10), build_model(name=name, num_classes=10, width=0.25)
+    # conv weights scale with width squared: a quarter of the channels is about 1/16 of the parameters
+    assert count_params(full) / 17 < count_params(quarter) < count_params(full) / 15
+    convs = [m.out_channels for m in quarter.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [max(1, round(m.out_channels / 4)) for m in full.modules() if isinstance(m, nn.Conv2d)]
+    assert build_model(name=name, num_classes=10, width=1.0).state_dict().keys() == full.state_dict().keys()
+    assert count_params(build_model(name=name, num_classes=10, width=1.0)) == count_params(full)
+    x = torch.randn(4, 3, 32, 32)
+    assert quarter.eval()(x).shape == (4, 10)
+
+
+@pytest.mark.parametrize("width", [0, -1, float("nan"), "0.5"])
+def test_a_bad_width_names_the_value(width):
+    with pytest.raises(ValueError, match="width"):
+        build_model(name="custom_resnet", num_classes=10, width=width)

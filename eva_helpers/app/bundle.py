@@ -63,7 +63,8 @@ def load_weights(*, path: str | Path, meta: dict[str, Any], device: str = "cpu")
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise ValueError(f"{path.name} cannot be read as safetensors ({e}); export the Space again.") from e
-    model = build_model(name=meta["model"], num_classes=meta["num_classes"], logit_scale=meta.get("logit_scale", 1.0))
+    model = build_model(name=meta["model"], num_classes=meta["num_classes"], logit_scale=meta.get("logit_scale", 1.0),
+                        width=meta.get("width", 1.0))  # fmt: skip
     try:
         model.load_state_dict(state, strict=True)  # a file for another network, or one with keys missing, fails here
     except RuntimeError as e:

@@ -42,6 +42,7 @@ __all__ = [
     "channel_stats",
     "class_counts",
     "dataset_stats",
+    "hold_out",
     "imagefolder_index",
     "load_data",
     "read_data",
@@ -207,6 +208,35 @@ def load_model_data(
             f"({len(meta['classes'])}: {list(meta['classes'])[:3]}...); point data_dir at the data it was trained on."
         )
     return data
+
+
+def hold_out(data: ImageData, *, n: int, seed: int, classes: int = 0, train_images: int = 0) -> ImageData:
+    """`data` scored on a class-balanced n of its own training images, held out from training (the test split unused).
+
+    For choosing settings without looking at the set that is reported: benchmarks/lr_sweep.py trains on the
+    rest and scores on these. classes > 0 first keeps a seeded choice of that many classes (relabelled 0..k-1),
+    for a smaller proxy of a many-class dataset; train_images > 0 then trains on a class-balanced subset of that
+    many of the rest. mean/std come from the images left for training. The result
+    cannot be rebuilt by read_data (its args are empty).
+    """
+    x, y, names = data.x_train, data.y_train, list(data.classes)
+    if whole("classes", classes, low=0, hint="0 for all classes, or how many to keep") > 0:
+        if classes > len(names):
+            raise ValueError(f"classes={classes} is more than the {len(names)} classes of {data.name}.")
+        kept = np.sort(np.random.default_rng(seed).choice(len(names), size=classes, replace=False))
+        rows = np.flatnonzero(np.isin(y, kept))
+        x, y, names = x[rows], np.searchsorted(kept, y[rows]), [names[c] for c in kept]
+    held = balanced_subset(y=y, n=n, seed=seed)
+    if len(held) >= len(y):
+        raise ValueError(f"holding out n={n} of {len(y)} training images leaves none to train on; pass a smaller n.")
+    rest = np.setdiff1d(np.arange(len(y)), held)
+    if whole("train_images", train_images, low=0, hint="0 for all the rest") > 0:
+        if train_images > len(rest):
+            raise ValueError(f"train_images={train_images} is more than the {len(rest)} images left after holding out.")
+        rest = rest[balanced_subset(y=y[rest], n=train_images, seed=seed)]
+    return _image_data(name=data.name, classes=names, x_train=x[rest], y_train=y[rest], x_test=x[held],
+                       y_test=y[held], test_split="held-out training images", source=data.source,
+                       args={})  # fmt: skip
 
 
 def synthetic(
