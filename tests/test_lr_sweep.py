@@ -1,0 +1,68 @@
+"""benchmarks/lr_sweep.py: the proxies' sweep of One-Cycle peaks and rules, its result file and the README table."""
+
+import json
+from pathlib import Path
+
+import pytest
+from scripts import load_script
+
+from eva_helpers.lr_finder import RULES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def lr_sweep():
+    return load_script(ROOT / "benchmarks" / "lr_sweep.py")
+
+
+def fake_result(*, rules):
+    grid = [{"max_lr": lr, "seed": seed, "score": score}
+            for lr, scores in {0.1: (0.70, 0.72), 0.2: (0.80, 0.78), 0.4: (0.75, 0.77)}.items()
+            for seed, score in zip((1, 2), scores, strict=True)]  # fmt: skip
+    return {"grid": grid, "rules": rules, "full_peak": {"max_lr": 0.4, "why": "Page"}}
+
+
+def test_the_summary_finds_the_best_peak_on_the_mean_over_seeds_and_how_far_each_rule_is(lr_sweep):
+    rules = {"valley": {"max_lr": 0.15, "score": 0.785}, "steep": {"max_lr": 0.01, "score": 0.60},
+             "minimum": {"max_lr": 0.5, "score": 0.70}}  # fmt: skip
+    s = lr_sweep.summary(fake_result(rules=rules))
+    assert [g["max_lr"] for g in s["grid_means"]] == [0.1, 0.2, 0.4]
+    assert s["best_fixed"]["max_lr"] == 0.2 and s["best_fixed"]["score"] == pytest.approx(0.79)
+    assert s["best_fixed"]["within_x2_of_full_peak"] is True and s["best_fixed"]["times_full_peak"] == 0.5
+    assert s["rules"]["valley"]["within_x2_and_1_point"] is True  # x0.75 of the peak, 0.5 point below
+    assert s["rules"]["steep"]["within_x2_and_1_point"] is False  # x0.05
+    assert s["rules"]["minimum"]["points_below_best"] == pytest.approx(9.0)
+    assert s["rules"]["minimum"]["within_x2_and_1_point"] is False  # x2.5 and 9 points
+
+
+def test_the_table_shows_each_sweep_and_a_dash_for_a_workload_not_swept(lr_sweep, tmp_path):
+    rules = {r: {"max_lr": 0.2, "score": 0.79} for r in RULES}
+    result = {**fake_result(rules=rules), "proxy": {"model": "custom_resnet", "width": 0.25, "n_train": 10000,
+                                                    "epochs": 8}}  # fmt: skip
+    result["summary"] = lr_sweep.summary(result)
+    (tmp_path / "lr_sweep_cifar10.json").write_text(json.dumps(result))
+    lines = lr_sweep.table(tmp_path).splitlines()
+    assert lines[2].startswith("| cifar10 | custom_resnet x0.25, 10,000 images, 8 ep | 0.2 | 79.0% | 0.2, 79.0% |")
+    assert lines[3].startswith("| tinyimagenet | - |")
+
+
+def test_the_readme_shows_the_table_of_the_committed_sweeps(lr_sweep):
+    assert lr_sweep.table(ROOT / "benchmarks" / "results") in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_quick_writes_a_result_file_that_never_reads_the_test_split(lr_sweep, tmp_path):
+    assert lr_sweep.main(["--workload", "cifar10", "--quick", "--seeds", "1", "--results-dir", str(tmp_path)]) == 0
+    r = json.loads((tmp_path / "lr_sweep_cifar10_quick.json").read_text())
+    assert [g["max_lr"] for g in r["grid"]] == list(lr_sweep.QUICK["grid"]) and r["quick"] is True
+    assert set(r["rules"]) == set(RULES) and all(len(x["runs"]) == 1 for x in r["rules"].values())
+    assert "held-out training images" in r["scored_on"] and r["default_rule"] == "valley"
+    assert set(r["summary"]) == {"grid_means", "best_fixed", "rules"}
+    assert all(0 <= g["score"] <= 1 for g in r["grid"])
+    # a second run reuses every finished run (a killed sweep continues): same scores, nothing trained again
+    first = {(g["max_lr"], g["seed"]): g["score"] for g in r["grid"]}
+    assert lr_sweep.main(["--workload", "cifar10", "--quick", "--seeds", "1", "--results-dir", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "lr_sweep_cifar10_quick.json").read_text())
+    assert {(g["max_lr"], g["seed"]): g["score"] for g in again["grid"]} == first
+    assert again["seconds"] < r["seconds"]
