@@ -119,38 +119,86 @@ def error_report(*, logits: np.ndarray, labels: np.ndarray, classes: Sequence[st
     )
 
 
-def gradcam(*, model: nn.Module, images: torch.Tensor, targets: Sequence[int], layer: nn.Module) -> np.ndarray:
-    """Grad-CAM heatmaps (N, H, W) float32 in [0, 1] of `layer` for class `targets[i]` of normalized `images`."""
+def grad_cams(
+    *,
+    model: nn.Module,
+    images: torch.Tensor,
+    layers: Mapping[str, nn.Module],
+    targets: Mapping[str, Sequence[int] | None],
+    tta: bool = False,
+) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """One forward pass of normalized `images` (N, 3, H, W): their logits, and Grad-CAM at every layer for each target.
+
+    Returns (the float logits (N, classes), as inference.eval_logits gives them: with tta, those of each image
+    and its mirror image averaged; {"<layer> / <target name>": heatmaps (N, H, W) float32 in [0, 1]}, layers
+    in the order given). A target list gives one class per image; None means each image's predicted class.
+    The heatmaps are pytorch-grad-cam's GradCAM, computed from one forward pass and one gradient per target
+    list for all layers together, in fp32 and eval mode. The pass keeps no graph below the first chosen layer
+    and no weight gradients; the model's modes, requires_grad flags and .grad are left as they were.
+    """
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
         raise ValueError(f"images must be a normalized float tensor (N, 3, H, W), got {shape}")
-    targets = [int(t) for t in targets]
-    if len(targets) != images.shape[0]:
-        raise ValueError(f"need one target class per image: {len(targets)} targets for {images.shape[0]} images")
-    if not any(module is layer for module in model.modules()):
-        raise ValueError("layer is not a submodule of model; pick one from eva_helpers.models.gradcam_layers(model)")
-    if not targets:  # no images (a model with no mistakes to explain): no heatmaps
-        return np.zeros((0, *images.shape[2:]), dtype=np.float32)
+    n, (height, width) = images.shape[0], images.shape[2:]
+    lists: dict[str, list[int] | None] = {}
+    for which, classes in targets.items():
+        lists[which] = None if classes is None else [int(c) for c in classes]
+        if classes is not None and len(lists[which]) != n:
+            raise ValueError(f"need one target class per image: {len(lists[which])} targets for {n} images")
+    for layer in layers.values():
+        if not any(module is layer for module in model.modules()):
+            raise ValueError("layer is not a submodule of model; pick one of eva_helpers.models.gradcam_layers(model)")
+    device = next(model.parameters()).device
+    x = images.detach().to(device=device, dtype=torch.float32)
+    acts: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
+            if not acts:  # the first chosen layer to run: the graph starts here, nothing below it is kept
+                output = output.detach().requires_grad_(True)
+            acts[name] = output
+            return output
+
+        return hook
+
+    handles = [layer.register_forward_hook(keep(name)) for name, layer in layers.items()]
+    # fp32 even inside the caller's autocast or no_grad block: heatmaps in bf16 would be coarse
+    with preserved_state(model), torch.enable_grad(), torch.autocast(device_type=device.type, enabled=False):
+        model.eval().requires_grad_(False)
+        try:
+            out = model(torch.cat([x, x.flip(3)]) if tta and n else x).float()
+        finally:
+            for handle in handles:
+                handle.remove()
+        logits = (out[:n] + out[n:]) / 2 if tta and n else out
+        cams: dict[str, np.ndarray] = {}
+        for which, classes in lists.items():
+            wanted = logits.argmax(1) if classes is None else torch.tensor(classes, dtype=torch.long, device=device)
+            if n == 0:  # nothing to explain (a model without mistakes): no heatmaps
+                cams.update({f"{name} / {which}": np.zeros((0, height, width), np.float32) for name in layers})
+                continue
+            score = out[:n].gather(1, wanted[:, None]).sum()  # the class scores of the images as given, not mirrored
+            grads = torch.autograd.grad(score, [acts[name] for name in layers], retain_graph=True)
+            for name, grad in zip(layers, grads, strict=True):
+                weights = grad[:n].mean(dim=(2, 3), keepdim=True)  # GradCAM: the gradient averaged over the grid
+                cam = (weights * acts[name][:n]).sum(dim=1).clamp_min(0)
+                cams[f"{name} / {which}"] = _as_heatmaps(cam.detach().cpu().numpy(), width=width, height=height)
+    return logits.detach(), {f"{name} / {which}": cams[f"{name} / {which}"] for name in layers for which in lists}
+
+
+def _as_heatmaps(cam: np.ndarray, *, width: int, height: int) -> np.ndarray:
+    """(N, h, w) non-negative maps as pytorch-grad-cam finishes them: scaled to [0, 1], resized to the image, again."""
     # Imported here: pytorch_grad_cam pulls in scikit-learn, torchvision and OpenCV (seconds), and
     # `import eva_helpers` should stay cheap for notebooks and the training CLI that never draw a CAM.
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from pytorch_grad_cam.utils.image import scale_cam_image
 
-    device = next(model.parameters()).device
-    images = images.detach().to(device=device, dtype=torch.float32)
-    # Grad-CAM needs the gradient of the class score with respect to the layer's output only.
-    # Freezing the weights and asking for the input's gradient instead keeps the parameters' .grad
-    # untouched (the library calls model.zero_grad() otherwise) and skips the weight gradients.
-    saved_grads = [(p, p.grad) for p in model.parameters()]
-    # fp32 even inside the caller's autocast block: the library turns activations into numpy (no bfloat16).
-    with preserved_state(model), torch.enable_grad(), torch.autocast(device_type=device.type, enabled=False):
-        model.requires_grad_(False)
-        with GradCAM(model=model, target_layers=[layer]) as cam:  # __exit__ removes the hooks
-            cam.compute_input_gradient = True
-            heatmaps = cam(input_tensor=images, targets=[ClassifierOutputTarget(t) for t in targets])
-    for param, grad in saved_grads:
-        param.grad = grad
-    return np.clip(np.asarray(heatmaps, dtype=np.float32), 0.0, 1.0)
+    resized = scale_cam_image(cam.astype(np.float32), (width, height))  # what GradCAM does per layer
+    return np.clip(scale_cam_image(np.maximum(resized, 0)), 0.0, 1.0)  # and to the layers' mean (one layer)
+
+
+def gradcam(*, model: nn.Module, images: torch.Tensor, targets: Sequence[int], layer: nn.Module) -> np.ndarray:
+    """Grad-CAM heatmaps (N, H, W) float32 in [0, 1] of `layer` for class `targets[i]` of normalized `images`."""
+    return grad_cams(model=model, images=images, layers={"layer": layer}, targets={"cam": targets})[1]["layer / cam"]
 
 
 def explain(
@@ -158,22 +206,20 @@ def explain(
     model: nn.Module,
     meta: Mapping,
     images: np.ndarray,
-    targets: Mapping[str, Sequence[int]],
+    targets: Mapping[str, Sequence[int] | None],
     layers: Mapping[str, nn.Module] | None = None,
 ) -> dict[str, np.ndarray]:
     """Grad-CAM of uint8 images (N, H, W, 3) at each layer (default: gradcam_layers) for each named target list.
 
     `meta` is model.pt's metadata (load_trained): its training-split mean and std prepare the images, as
-    predict_logits prepares them. Returns {"<layer> / <target name>": heatmaps (N, H, W)}, layers shallowest
-    first, e.g. targets={"predicted": report.pred[idx], "true": report.labels[idx]}.
+    predict_logits prepares them, and a target list None is each image's predicted class (with its flip TTA).
+    Returns {"<layer> / <target name>": heatmaps (N, H, W)}, layers shallowest first, e.g.
+    targets={"predicted": report.pred[idx], "true": report.labels[idx]}. One forward pass serves every layer.
     """
     x = normalize(images=images, mean=meta["mean"], std=meta["std"], device=next(model.parameters()).device)
     layers = gradcam_layers(model) if layers is None else layers
-    return {
-        f"{name} / {which}": gradcam(model=model, images=x, targets=list(classes), layer=layer)
-        for name, layer in layers.items()
-        for which, classes in targets.items()
-    }
+    tta = bool(meta.get("tta", False)) and any(t is None for t in targets.values())  # only a prediction needs it
+    return grad_cams(model=model, images=x, layers=layers, targets=targets, tta=tta)[1]
 
 
 def top_class_cams(*, model: nn.Module, meta: Mapping, predictions: Sequence[Mapping]) -> np.ndarray:

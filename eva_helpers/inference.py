@@ -112,10 +112,13 @@ def top_classes(
 ) -> list[list[tuple[str, float]]]:
     """For each uint8 image (N, H, W, 3): its k most probable classes as (name, probability), most probable first."""
     k = whole("k", k, low=1, high=len(meta["classes"]), hint="a number of classes the model knows")
-    logits = predict_logits(model=model, images=images, meta=meta)
-    probs = torch.from_numpy(logits).softmax(1)
-    p, idx = probs.topk(k, dim=1)
-    return [[(meta["classes"][int(c)], float(v)) for v, c in zip(row_p, row_i)] for row_p, row_i in zip(p, idx)]
+    return ranked(torch.from_numpy(predict_logits(model=model, images=images, meta=meta)), meta["classes"], k=k)
+
+
+def ranked(logits: torch.Tensor, classes: Sequence[str], *, k: int) -> list[list[tuple[str, float]]]:
+    """For each row of logits (N, classes): its k most probable classes as (name, probability), most probable first."""
+    p, idx = logits.float().softmax(1).topk(k, dim=1)
+    return [[(classes[int(c)], float(v)) for v, c in zip(row_p, row_i)] for row_p, row_i in zip(p, idx)]
 
 
 def image_files(images: str | Path | Sequence[str | Path]) -> list[Path]:

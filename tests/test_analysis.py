@@ -194,3 +194,42 @@ def test_confused_pairs_top5_and_title_match_a_plain_loop():
     assert few.top5 is None and "top-5" not in few.title  # ten classes or fewer: not reported
     perfect = error_report(logits=np.eye(3, dtype=np.float32) * 5, labels=np.arange(3), classes=list("abc"))
     assert perfect.confused_pairs() == []
+
+
+@pytest.mark.parametrize("name", ["custom_resnet", "resnet18"])
+def test_one_pass_for_every_layer_is_pytorch_grad_cams_gradcam_layer_by_layer(name):
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from eva_helpers.analysis import grad_cams
+
+    model = build_model(name=name, num_classes=10, seed=0, logit_scale=0.125).eval()
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    layers = gradcam_layers(model)
+    logits, cams = grad_cams(model=model, images=x, layers=layers, targets={"given": [1, 5, 9], "predicted": None})
+    assert all(p.grad is None for p in model.parameters())  # no weight gradients (the library's own pass makes them)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(x))
+    for layer_name, layer in layers.items():  # the library itself, one layer and one target list at a time
+        with GradCAM(model=model, target_layers=[layer]) as cam:
+            for which, classes in {"given": [1, 5, 9], "predicted": model(x).argmax(1).tolist()}.items():
+                theirs = cam(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in classes])
+                np.testing.assert_allclose(cams[f"{layer_name} / {which}"], theirs, atol=2e-5)
+
+
+def test_the_pass_keeps_no_graph_below_the_first_chosen_layer_and_tta_gives_eval_logits():
+    from eva_helpers.analysis import grad_cams
+    from eva_helpers.inference import eval_logits
+
+    model = build_model(name="custom_resnet", num_classes=10, seed=0).eval()
+    seen = {}
+    model.layer1.register_forward_hook(lambda m, i, o: seen.__setitem__("layer1", o.requires_grad))
+    model.layer2.register_forward_hook(lambda m, i, o: seen.__setitem__("layer2", o.requires_grad))
+    x = torch.randn(2, 3, 32, 32)
+    logits, cams = grad_cams(model=model, images=x, layers={"layer3": model.layer3}, targets={"p": None}, tta=True)
+    assert seen == {"layer1": False, "layer2": False}  # below layer3 the pass runs as inference
+    with torch.no_grad():
+        torch.testing.assert_close(logits, eval_logits(model, x, tta=True), rtol=1e-4, atol=1e-5)
+    # the heatmap is of the image as given (not its mirror), for the class TTA predicts
+    plain = gradcam(model=model, images=x, targets=logits.argmax(1).tolist(), layer=model.layer3)
+    np.testing.assert_allclose(cams["layer3 / p"], plain, atol=1e-6)
