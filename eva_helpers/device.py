@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import random
@@ -105,6 +106,28 @@ def autocast(*, device: torch.device, dtype: torch.dtype | None):
 def usable_cpus() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def cpu_quota(cgroup: str | Path = "/sys/fs/cgroup") -> int | None:
+    """The CPUs a container's quota allows (cgroup v2 cpu.max, else v1's cfs quota), rounded up; None without one.
+
+    torch sizes its thread pool from the host's cores, which in a container (a Hugging Face Space, say) can be
+    many more than the quota: the threads then wait for each other.
+    """
+    cgroup = Path(cgroup)
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]  # v2: "200000 100000", or "max 100000"
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()  # v1: -1 without a quota
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:  # "max": no quota
+        return None
+    return max(1, math.ceil(q / p)) if q > 0 and p > 0 else None
 
 
 def auto_workers() -> int:

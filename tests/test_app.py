@@ -347,3 +347,47 @@ def test_for_200_classes_the_model_tab_lists_the_worst_classes_and_confused_pair
     assert "**The 10 worst classes** (validation accuracy)" in card and "**The most-confused pairs**" in card
     assert "(train and val merged, then split 70/30 per class)" in card
     assert choose_examples(labels=labels, num_classes=200) == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]  # first 10 classes
+
+
+def test_a_repeated_image_or_a_new_opacity_is_blended_without_the_model(app):
+    from eva_helpers.app.service import MAX_ANSWERS, explain_image, mistakes_gallery, read_upload, warm_up
+
+    warm_up(app=app)  # as build_ui does: the examples and the mistakes, answered before any visitor comes
+    calls = []
+    hook = app.model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        example = read_upload(app.examples[3], size=app.meta["image_size"])
+        top, gallery = explain_image(app=app, image=example, k=3, layers=app.layer_names[-1:], opacity=0.5)
+        _, faint = explain_image(app=app, image=example, k=3, layers=app.layer_names[-1:], opacity=0.1)
+        with_cam = mistakes_gallery(app=app, count=2, gradcam=True, layer=app.layer_names[0], opacity=0.7)
+        assert not calls  # an example click, a new opacity, the mistakes' heatmaps: all computed at start
+        assert np.abs(gallery[0][0].astype(int) - faint[0][0].astype(int)).mean() > 5  # but blended anew
+        want_top = top_classes(model=app.model, images=example[None], meta=app.meta, k=3)[0]
+        assert [c for c, _ in top] == [c for c, _ in want_top]
+        assert [p for _, p in top] == pytest.approx([p for _, p in want_top], abs=1e-6)
+        m = app.mistakes[1]
+        want = explain(model=app.model, meta=app.meta, images=m.image[None], targets={"t": [m.true]},
+                       layers={app.layer_names[0]: gradcam_layers(app.model)[app.layer_names[0]]})  # fmt: skip
+        blended = overlay(image=m.image, heatmap=next(iter(want.values()))[0], image_weight=0.3)
+        assert np.abs(with_cam[5][0].astype(int) - blended).max() <= 1  # its heatmap for the true class
+        calls.clear()
+        other = example[::-1].copy()  # a new image runs the model once, then is answered from memory
+        explain_image(app=app, image=other, k=3, layers=app.layer_names[-1:], opacity=0.5)
+        assert len(calls) == 1
+        explain_image(app=app, image=other, k=2, layers=app.layer_names[-1:], opacity=0.9)
+        assert len(calls) == 1
+        explain_image(app=app, image=other, k=2, layers=app.layer_names, opacity=0.9)  # other layers: a new pass
+        assert len(calls) == 2
+    finally:
+        hook.remove()
+    assert len(app.answers) <= MAX_ANSWERS
+
+
+def test_the_model_events_share_one_concurrency_group_and_the_cache_is_cleaned(app):
+    from eva_helpers.app.ui import CACHE_SECONDS, MODEL_GROUP, build_ui
+
+    demo = build_ui(app=app)
+    fns = demo.fns.values() if isinstance(demo.fns, dict) else demo.fns
+    groups = {f.api_name: f.concurrency_id for f in fns}
+    assert {groups[name] for name in ("predict", "explain", "batch", "mistakes")} == {MODEL_GROUP}
+    assert demo.delete_cache == (CACHE_SECONDS, CACHE_SECONDS)

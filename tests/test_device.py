@@ -111,3 +111,18 @@ def test_the_evaluation_batch_divides_the_held_out_split(n, cap, expected):
 def test_provenance_names_the_machine_and_the_commit():
     got = dev.provenance(torch.device("cpu"))
     assert set(got) == {"device_name", "cuda", "cudnn", "git_commit"} and got["device_name"]
+
+
+@pytest.mark.parametrize(
+    ("files", "want"),
+    [({"cpu.max": "200000 100000\n"}, 2), ({"cpu.max": "150000 100000\n"}, 2), ({"cpu.max": "max 100000\n"}, None),
+     ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),
+     ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None), ({}, None)],
+)  # fmt: skip
+def test_the_cpu_quota_is_read_from_cgroup_v2_or_v1_and_rounded_up(tmp_path, files, want):
+    from eva_helpers.device import cpu_quota
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cpu_quota(tmp_path) == want

@@ -35,6 +35,8 @@ def parse(argv: list[str]) -> tuple[str, argparse.Namespace]:
     )
     _common(parser)
     parser.add_argument("--port", type=int, default=None, help="the port (default: 7860, or the next free one)")
+    parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: the container's "
+                        "CPU quota where it has one, as on a Space, else 1: fastest with visitors queued)")  # fmt: skip
     parser.add_argument("--share", action="store_true", help="also serve it through a public gradio.live link: "
                         "this makes the app public, reachable by anyone with the link for 72 hours")  # fmt: skip
     return "serve", parser.parse_args(argv)
@@ -56,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = export_space(app=app, out=args.out)
         print(f"wrote the Space to {folder}; see {folder / 'README.md'} for how to push it", flush=True)
         return 0
-    from .ui import build_ui, serve
+    from .ui import app_threads, build_ui, serve
 
-    serve(demo=build_ui(app=app), port=args.port, share=args.share)
+    serve(demo=build_ui(app=app), port=args.port, share=args.share, threads=args.threads or app_threads())
     return 0
 
 

@@ -27,13 +27,13 @@ APP_PY = '''"""The Space: the model in this folder, served by eva_helpers.app (t
 from pathlib import Path
 
 from eva_helpers.app.bundle import load_folder
-from eva_helpers.app.ui import build_ui, serve
+from eva_helpers.app.ui import app_threads, build_ui, serve
 
 demo = build_ui(app=load_folder(folder=Path(__file__).resolve().parent, device="auto"))
 
 if __name__ == "__main__":
     # host=None: $GRADIO_SERVER_NAME (a Space sets 0.0.0.0), else localhost; the port is $GRADIO_SERVER_PORT or 7860.
-    serve(demo=demo, host=None)
+    serve(demo=demo, host=None, threads=app_threads())  # the Space's CPU quota (2 on the free tier), else 1
 '''
 REQUIREMENTS = """# What app.py imports. torch has a lower bound only: the registry's default build runs on CPU and GPU.
 torch>=2.4

@@ -1,28 +1,32 @@
 """What the app computes for a visitor, without Gradio: a safe read of an upload, top classes, Grad-CAM, mistakes.
 
-Every function takes the AppModel and the visitor's values as arguments and returns values; nothing about
-a visitor is kept between calls. The model is shared by every visitor, and Grad-CAM hangs hooks on its
-layers while it runs (a forward pass of another request in that moment would feed them), so every use of
-the model holds AppModel.lock.
+Every function takes the AppModel and the visitor's values as arguments and returns values. Between calls
+the app keeps only the model's answers to the last MAX_ANSWERS images (a digest of the pixels, the logits and
+heatmaps; never the pixels), so that an example or a new opacity is blended without the model. The model is
+shared by every visitor, and Grad-CAM hangs hooks on its layers while it runs (a forward pass of another
+request in that moment would feed them), so every use of the model holds AppModel.lock.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
-from ..analysis import explain, overlay
+from ..analysis import explain, grad_cams, overlay
 from ..images import ALLOWED_FORMATS, ImageError, formats_text
-from ..inference import load_image, top_classes
+from ..inference import load_image, normalize, ranked, top_classes
 from ..models import gradcam_layers
 from ..validate import real, whole
 
@@ -30,6 +34,7 @@ MAX_PIXELS = 40_000_000  # an upload with more pixels is refused before it is de
 MAX_TOP_K = 10  # the most classes a visitor can ask for
 MAX_FILES = 100  # the most files in one batch
 MAX_MISTAKES = 100  # the misclassified images kept (highest loss first) for the gallery
+MAX_ANSWERS = 256  # the model's answers kept for repeated questions (a few KB each), least recently asked dropped
 
 
 class InputError(ValueError):
@@ -59,6 +64,10 @@ class AppModel:
     figures: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (title, RGB image) for the model tab
     notes: list[str] = field(default_factory=list)  # what is missing and why, shown in the app
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # What the model computed, kept so that a repeated question (an example, a new opacity) is only blended:
+    # (image digest, layers, extra class) -> (logits, heatmaps); the mistakes' heatmaps for every layer.
+    answers: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    mistake_cams: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def classes(self) -> list[str]:
@@ -161,41 +170,47 @@ def top_k(*, app: AppModel, image: np.ndarray, k: Any) -> list[tuple[str, float]
         return top_classes(model=app.model, images=image[None], meta=app.meta, k=k)[0]
 
 
-def cam_overlays(
-    *, app: AppModel, images: np.ndarray, targets: Sequence[int], layers: Sequence[str], opacity: float
-) -> dict[str, list[np.ndarray]]:
-    """{layer: the Grad-CAM overlays of images[i] for class targets[i]} for each layer asked for.
-
-    One backward pass per layer for all the images: the same image twice with two targets costs one pass.
-    """
-    layers = check_layers(app=app, layers=layers)
-    opacity = check_opacity(opacity)
-    chosen = {name: gradcam_layers(app.model)[name] for name in layers}
-    with app.lock:
-        cams = explain(model=app.model, meta=app.meta, images=images, targets={"cam": list(targets)}, layers=chosen)
-    return {
-        name: [overlay(image=im, heatmap=h, image_weight=1.0 - opacity) for im, h in zip(images, cams[f"{name} / cam"])]
-        for name in layers
-    }
-
-
 def explain_image(
     *, app: AppModel, image: np.ndarray, k: Any, layers: Sequence[str], opacity: Any, also_class: str | None = None
 ) -> tuple[list[tuple[str, float]], list[tuple[np.ndarray, str]]]:
-    """Top-k of one image and its Grad-CAM (per layer) for the predicted class and, if given, for `also_class`."""
-    layers, opacity = check_layers(app=app, layers=layers), check_opacity(opacity)  # before any work
-    top = top_k(app=app, image=image, k=k)
-    wanted = [(class_index(app=app, name=top[0][0]), f"predicted, {top[0][1]:.0%}")]
+    """Top-k of one image and its Grad-CAM (per layer) for the predicted class and, if given, for `also_class`.
+
+    One forward pass serves the top-k (with the model's flip TTA) and every layer's heatmap.
+    """
+    k, layers, opacity = check_k(app=app, k=k), check_layers(app=app, layers=layers), check_opacity(opacity)
+    targets: dict[str, list[int] | None] = {"predicted": None}
     if also_class:
-        extra = class_index(app=app, name=also_class)
-        if extra != wanted[0][0]:
-            wanted.append((extra, "your choice"))
-    targets = [c for c, _ in wanted]
-    cams = cam_overlays(app=app, images=np.stack([image] * len(wanted)), targets=targets, layers=layers,
-                        opacity=opacity)  # fmt: skip
-    gallery = [(cams[layer][j], f"{layer}: {app.classes[c]} ({why})")
-               for layer in cams for j, (c, why) in enumerate(wanted)]  # fmt: skip
+        targets["chosen"] = [class_index(app=app, name=also_class)]
+    logits, cams = _answer(app=app, image=image, layers=layers, targets=targets)
+    top = ranked(logits, app.classes, k=k)[0]
+    predicted = int(logits.argmax(1)[0])  # the class the "predicted" heatmaps explain
+    wanted = [("predicted", predicted, f"predicted, {float(logits.softmax(1)[0, predicted]):.0%}")]
+    if also_class and targets["chosen"][0] != predicted:
+        wanted.append(("chosen", targets["chosen"][0], "your choice"))
+    gallery = [(overlay(image=image, heatmap=cams[f"{layer} / {key}"][0], image_weight=1.0 - opacity),
+                f"{layer}: {app.classes[c]} ({why})")
+               for layer in layers for key, c, why in wanted]  # fmt: skip
     return top, gallery
+
+
+def _answer(
+    *, app: AppModel, image: np.ndarray, layers: list[str], targets: dict[str, list[int] | None]
+) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """The model's logits and heatmaps for one image: from app.answers when asked before, else one pass, then kept."""
+    key = (hashlib.sha256(image.tobytes()).hexdigest(), image.shape, tuple(layers), tuple(map(str, targets.items())))
+    with app.lock:
+        if key in app.answers:
+            app.answers.move_to_end(key)
+            return app.answers[key]
+        chosen = {name: gradcam_layers(app.model)[name] for name in layers}
+        x = normalize(images=image[None], mean=app.meta["mean"], std=app.meta["std"],
+                      device=next(app.model.parameters()).device)  # fmt: skip
+        answer = grad_cams(model=app.model, images=x, layers=chosen, targets=targets,
+                           tta=bool(app.meta.get("tta", False)))  # fmt: skip
+        app.answers[key] = answer
+        while len(app.answers) > MAX_ANSWERS:
+            app.answers.popitem(last=False)
+        return answer
 
 
 def predict_files(*, app: AppModel, files: Sequence[tuple[str | Path, str]]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -254,18 +269,34 @@ def mistakes_gallery(
     shown = [(m.image, mistake_caption(app=app, mistake=m)) for m in chosen]
     if not gradcam:
         return shown
-    layer = layer or app.layer_names[-1]
-    images = np.stack([m.image for m in chosen] * 2)
-    cams = cam_overlays(app=app, images=images, targets=[m.pred for m in chosen] + [m.true for m in chosen],
-                        layers=[layer], opacity=opacity)[layer]  # fmt: skip
+    layer = check_layers(app=app, layers=layer or app.layer_names[-1])[0]
+    opacity = check_opacity(opacity)
+    heatmaps = mistake_heatmaps(app=app)
     out = []
     for i, m in enumerate(chosen):
-        out += [shown[i], (cams[i], f"{layer}: predicted {app.classes[m.pred]}"),
-                (cams[count + i], f"{layer}: true {app.classes[m.true]}")]  # fmt: skip
+        out.append(shown[i])  # the mistake, then its heatmaps for the predicted and the true class
+        for which, c in (("predicted", m.pred), ("true", m.true)):
+            blended = overlay(image=m.image, heatmap=heatmaps[f"{layer} / {which}"][i], image_weight=1.0 - opacity)
+            out.append((blended, f"{layer}: {which} {app.classes[c]}"))
     return out
 
 
+def mistake_heatmaps(*, app: AppModel) -> dict[str, np.ndarray]:
+    """Grad-CAM of every kept mistake at every layer, for the predicted and the true class: computed once."""
+    with app.lock:
+        if not app.mistake_cams and app.mistakes:
+            images = np.stack([m.image for m in app.mistakes])
+            app.mistake_cams = explain(model=app.model, meta=app.meta, images=images, layers=gradcam_layers(app.model),
+                                       targets={"predicted": [m.pred for m in app.mistakes],
+                                                "true": [m.true for m in app.mistakes]})  # fmt: skip
+        return app.mistake_cams
+
+
 def warm_up(*, app: AppModel) -> None:
-    """One prediction and one Grad-CAM on a grey image, so the first visitor does not wait for the imports."""
-    size = app.meta["image_size"]
-    explain_image(app=app, image=np.full((size, size, 3), 128, np.uint8), k=1, layers=app.layer_names[-1:], opacity=0.5)
+    """Answer what visitors ask first before any of them comes: the examples at the deepest layer (or, without
+    examples, a grey image, so that the first visitor does not wait for the imports), and the mistakes' heatmaps."""
+    size, deepest = app.meta["image_size"], app.layer_names[-1:]
+    firsts = [read_upload(p, size=size) for p in app.examples] or [np.full((size, size, 3), 128, np.uint8)]
+    for image in firsts:
+        explain_image(app=app, image=image, k=1, layers=deepest, opacity=0.5)
+    mistake_heatmaps(app=app)

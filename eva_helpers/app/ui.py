@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import functools
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import torch
 
+from ..device import cpu_quota
+from ..validate import whole
 from .card import model_card
 from .service import (
     AppModel,
@@ -30,6 +34,10 @@ from .service import (
 )
 
 MAX_FILE_SIZE = "10mb"  # Gradio refuses larger uploads before they reach the app
+# Every event that uses the model shares one concurrency group: two at a time, so that one request decodes its
+# upload while another holds the model (AppModel.lock), instead of up to 4 per event queueing on the lock.
+MODEL_GROUP, MODEL_CONCURRENCY = "model", 2
+CACHE_SECONDS = 3600  # Gradio's cache of uploads and results, and the CSVs, are deleted after an hour
 NO_CLASS = ("(none)", "")  # the class dropdown's empty choice
 
 
@@ -84,6 +92,9 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
         rows, problems = predict_files(app=app, files=[_file(f) for f in files or []])
         for problem in problems:
             gr.Warning(problem)
+        for old in csv_dir.glob("predictions-*.csv"):  # Gradio has served them (it copies them into its cache)
+            if time.time() - old.stat().st_mtime > CACHE_SECONDS:
+                old.unlink(missing_ok=True)
         path = csv_dir / f"predictions-{uuid.uuid4().hex[:8]}.csv"
         path.write_text(rows_csv(rows), encoding="utf-8")
         skipped = "\n".join(f"- {p}" for p in problems)
@@ -93,7 +104,7 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
     def mistakes(count, gradcam, layer, opacity):
         return mistakes_gallery(app=app, count=count, gradcam=bool(gradcam), layer=layer, opacity=opacity)
 
-    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
         gr.Markdown(f"# {title}\nUpload an image or pick an example: the model names its top classes, and Grad-CAM "
                     "shows where it looked. The other tabs show several images at once, the held-out images it gets "
                     "wrong, and how it was trained.")  # fmt: skip
@@ -119,9 +130,10 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
                     top = gr.Label(label="Top classes", elem_id="top")
                     cams = gr.Gallery(label="Grad-CAM", columns=3, format="png", object_fit="contain", height=320,
                                       elem_id="cams")  # fmt: skip
-        predict_button.click(predict, [image, k], top, api_name="predict", preprocess=False)
+        model_event = {"preprocess": False, "concurrency_id": MODEL_GROUP, "concurrency_limit": MODEL_CONCURRENCY}
+        predict_button.click(predict, [image, k], top, api_name="predict", **model_event)
         explain_button.click(explain, [image, k, chosen, opacity, also], [top, cams], api_name="explain",
-                             preprocess=False)  # fmt: skip
+                             **model_event)  # fmt: skip
 
         with gr.Tab("Many images"):
             files = gr.Files(label="Image files", file_count="multiple", elem_id="files")
@@ -130,7 +142,7 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
                                  interactive=False)  # fmt: skip
             csv_file = gr.File(label="The table as CSV", interactive=False)
             skipped = gr.Markdown()  # the files left out, and why
-        batch_button.click(batch, [files], [table, csv_file, skipped], api_name="batch", preprocess=False)
+        batch_button.click(batch, [files], [table, csv_file, skipped], api_name="batch", **model_event)
 
         with gr.Tab("Mistakes"):
             r = app.report
@@ -146,7 +158,7 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
             mistakes_button = gr.Button("Show the mistakes", variant="primary")
             gallery = gr.Gallery(label="Misclassified", columns=6, format="png", object_fit="contain", height=420)
         mistakes_button.click(mistakes, [count, with_cam, mistake_layer, mistake_opacity], gallery,
-                              api_name="mistakes", preprocess=False)  # fmt: skip
+                              api_name="mistakes", **model_event)  # fmt: skip
 
         with gr.Tab("The model"):
             gr.Markdown(model_card(app))
@@ -163,12 +175,24 @@ def launch_kwargs(*, port: int | None = None, share: bool = False, host: str | N
             "ssr_mode": False, "show_error": False}  # fmt: skip
 
 
-def serve(*, demo: gr.Blocks, block: bool = True, **kwargs: Any) -> tuple[str, str | None]:
-    """Queue (four requests at a time; the model itself takes one at a time), serve, print and return the URLs.
+def app_threads() -> int:
+    """torch's threads for the app: the container's CPU quota where it has one (a Space), else 1.
+
+    One visitor's image is a small batch: more threads than that mostly wait for each other, and with other
+    visitors' requests queued, one thread answers fastest (benchmarks/README.md, app latency).
+    """
+    return cpu_quota() or 1
+
+
+def serve(*, demo: gr.Blocks, block: bool = True, threads: int | None = None, **kwargs: Any) -> tuple[str, str | None]:
+    """Queue, serve, print and return the URLs; `threads` sets torch's thread count (None: left as it is).
 
     kwargs go to launch_kwargs (port, share, host, max_file_size); block=False returns while it serves.
+    Every event that uses the model is in one concurrency group of MODEL_CONCURRENCY.
     """
-    demo.queue(default_concurrency_limit=4, max_size=256)
+    if threads is not None:
+        torch.set_num_threads(whole("threads", threads, low=1, hint="1, or the CPUs the app may use"))
+    demo.queue(default_concurrency_limit=MODEL_CONCURRENCY, max_size=256)
     _, local_url, share_url = demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(**kwargs))
     print(f"The app is at {local_url}" + (f" and, public, at {share_url}" if share_url else "")
           + (" (Ctrl+C stops it)" if block else ""), flush=True)  # fmt: skip
