@@ -114,6 +114,9 @@ def test_gradcam_for_two_layers_a_chosen_class_and_the_opacity(app, client):
         top, gallery = client.predict(handle_file(example), 3, ["layer1", "layer3"], opacity, app.classes[other],
                                       api_name="/explain")  # fmt: skip
         assert top["label"] == app.classes[pred] and len(top["confidences"]) == 3
+        seen, *gallery = gallery  # first the image as the model saw it, then the heatmaps
+        assert seen["caption"] == "what the model saw: 32x32 px"
+        assert np.array_equal(read(seen["image"]), load_image(example, size=32))
         assert [g["caption"].split(":")[0] for g in gallery] == ["layer1", "layer1", "layer3", "layer3"]
         assert f"{app.classes[other]} (your choice)" in gallery[1]["caption"]
         for g, (layer, target) in zip(gallery, [("layer1", pred), ("layer1", other), ("layer3", pred),
@@ -121,7 +124,7 @@ def test_gradcam_for_two_layers_a_chosen_class_and_the_opacity(app, client):
             want = direct_cam(app, example, layer=layer, target=target, opacity=opacity)
             assert np.abs(read(g["image"]) - want).max() <= 2, (layer, target, opacity)
     faint = client.predict(handle_file(example), 1, ["layer3"], 0.0, "", api_name="/explain")[1]
-    assert len(faint) == 1 and np.abs(read(faint[0]["image"]) - read(gallery[2]["image"])).mean() > 5
+    assert len(faint) == 2 and np.abs(read(faint[1]["image"]) - read(gallery[2]["image"])).mean() > 5
     with pytest.raises(AppError, match="no Grad-CAM layer 'fc'"):
         client.predict(handle_file(example), 1, ["fc"], 0.5, "", api_name="/explain")
     with pytest.raises(AppError, match="opacity=1.5 is out of range"):
@@ -361,7 +364,7 @@ def test_a_repeated_image_or_a_new_opacity_is_blended_without_the_model(app):
         _, faint = explain_image(app=app, image=example, k=3, layers=app.layer_names[-1:], opacity=0.1)
         with_cam = mistakes_gallery(app=app, count=2, gradcam=True, layer=app.layer_names[0], opacity=0.7)
         assert not calls  # an example click, a new opacity, the mistakes' heatmaps: all computed at start
-        assert np.abs(gallery[0][0].astype(int) - faint[0][0].astype(int)).mean() > 5  # but blended anew
+        assert np.abs(gallery[1][0].astype(int) - faint[1][0].astype(int)).mean() > 5  # but blended anew
         want_top = top_classes(model=app.model, images=example[None], meta=app.meta, k=3)[0]
         assert [c for c, _ in top] == [c for c, _ in want_top]
         assert [p for _, p in top] == pytest.approx([p for _, p in want_top], abs=1e-6)
@@ -391,3 +394,15 @@ def test_the_model_events_share_one_concurrency_group_and_the_cache_is_cleaned(a
     groups = {f.api_name: f.concurrency_id for f in fns}
     assert {groups[name] for name in ("predict", "explain", "batch", "mistakes")} == {MODEL_GROUP}
     assert demo.delete_cache == (CACHE_SECONDS, CACHE_SECONDS)
+
+
+def test_the_title_names_the_data_the_network_and_the_accuracy_and_the_examples_their_class(app):
+    from eva_helpers.app.card import page_title
+    from eva_helpers.app.ui import build_ui, example_label
+
+    title = f"CIFAR-10 classifier · ResNet-9 · {app.report['accuracy']:.1%} test accuracy"
+    assert page_title(app) == title and build_ui(app=app).title == title
+    assert [example_label(p) for p in app.examples] == app.classes[: len(app.examples)]
+    folder = dataclasses.replace(app, meta={**app.meta, "data": {"dataset": "imagefolder", "data_dir": "/x/flowers"}},
+                                 report=None)  # fmt: skip
+    assert page_title(folder) == f"flowers classifier · ResNet-9 · {app.meta['test_acc']:.1%} test accuracy"

@@ -27,6 +27,7 @@ tool = load_script(ROOT / "tools" / "app_screenshot.py")
 
 
 def test_a_visitor_uploads_an_image_asks_for_grad_cam_and_sees_the_label_and_the_heatmap(app):
+    from eva_helpers.app.card import page_title
     from eva_helpers.app.service import explain_image, read_upload
 
     example = app.examples[7]
@@ -37,11 +38,14 @@ def test_a_visitor_uploads_an_image_asks_for_grad_cam_and_sees_the_label_and_the
             page = browser.new_page()
             shown = tool.drive(page=page, url=url, image=example)
             assert shown["label"] == top[0][0]  # the page's defaults: k=5, the deepest layer, opacity 0.5
-            assert shown["captions"] == [gallery[0][1]]
-            pixels = page.request.get(shown["images"][0]).body()
-            assert (
-                np.abs(np.asarray(Image.open(io.BytesIO(pixels)).convert("RGB")).astype(int) - gallery[0][0]).max() <= 2
-            )
+            assert shown["captions"] == [caption for _, caption in gallery]  # the crop, then the heatmap
+            for source, (want, _) in zip(shown["images"], gallery, strict=True):
+                pixels = np.asarray(Image.open(io.BytesIO(page.request.get(source).body())).convert("RGB"))
+                assert np.abs(pixels.astype(int) - want).max() <= 2
+            assert page.title() == page_title(app)
+            style = "els => els.map(e => getComputedStyle(e).imageRendering)"
+            rendering = page.eval_on_selector_all("#cams img", style)
+            assert set(rendering) == {"pixelated"}  # 4x4 heatmaps as sharp blocks, not a blur
             bars = page.locator("#top [data-testid$=-confidence-set]").all_inner_texts()
             assert [b.split()[0] for b in bars] == [c for c, _ in top]
         finally:

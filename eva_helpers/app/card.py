@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .service import AppModel
@@ -113,6 +114,21 @@ def worst_lines(app: AppModel) -> list[str]:
                   "|---|---|---|---|"]  # fmt: skip
         lines += [f"| {p['true']} | {p['predicted']} | {p['count']} | {p['share_of_true_class']:.1%} |" for p in pairs]
     return lines
+
+
+DATASET_NAMES = {"cifar10": "CIFAR-10", "tinyimagenet": "Tiny ImageNet"}
+MODEL_NAMES = {"custom_resnet": "ResNet-9", "resnet18": "ResNet18"}
+
+
+def page_title(app: AppModel) -> str:
+    """'CIFAR-10 classifier · ResNet-9 · 91.5% test accuracy': the data (an image folder by its name), the network,
+    and the accuracy recomputed from the weights (else the run's)."""
+    data = app.meta.get("data") or {}
+    dataset = DATASET_NAMES.get(data.get("dataset")) or Path(data.get("data_dir") or "image").name
+    model = MODEL_NAMES.get(app.meta["model"], app.meta["model"])
+    accuracy, split = (app.report["accuracy"], app.report["split"]) if app.report else (
+        app.meta.get("test_acc"), app.meta.get("test_split", "test"))  # fmt: skip
+    return f"{dataset} classifier · {model}" + (f" · {accuracy:.1%} {split} accuracy" if accuracy is not None else "")
 
 
 def model_card(app: AppModel) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import __version__
 from .bundle import save_bundle
-from .card import model_card
+from .card import model_card, page_title
 from .service import AppModel
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ def export_space(*, app: AppModel, out: str | Path, title: str | None = None) ->
     for rel, text in STUBS.items():
         (out / "eva_helpers" / rel).write_text(text, encoding="utf-8")
     version = gradio_version()
-    title = title or f"{app.meta['data'].get('dataset', 'image')} classifier: {app.meta['model']}"
+    title = title or page_title(app)
     (out / "app.py").write_text(APP_PY, encoding="utf-8")
     (out / "requirements.txt").write_text(
         REQUIREMENTS.format(gradio=version, next_major=int(version.split(".")[0]) + 1), encoding="utf-8"

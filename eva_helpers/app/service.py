@@ -173,9 +173,11 @@ def top_k(*, app: AppModel, image: np.ndarray, k: Any) -> list[tuple[str, float]
 def explain_image(
     *, app: AppModel, image: np.ndarray, k: Any, layers: Sequence[str], opacity: Any, also_class: str | None = None
 ) -> tuple[list[tuple[str, float]], list[tuple[np.ndarray, str]]]:
-    """Top-k of one image and its Grad-CAM (per layer) for the predicted class and, if given, for `also_class`.
+    """Top-k of one image, and a gallery: the image as the model saw it, then its Grad-CAM (per layer) for the
+    predicted class and, if given, for `also_class`.
 
-    One forward pass serves the top-k (with the model's flip TTA) and every layer's heatmap.
+    One forward pass serves the top-k (with the model's flip TTA) and every layer's heatmap; an image asked
+    about before is answered from app.answers, and only blended.
     """
     k, layers, opacity = check_k(app=app, k=k), check_layers(app=app, layers=layers), check_opacity(opacity)
     targets: dict[str, list[int] | None] = {"predicted": None}
@@ -187,9 +189,10 @@ def explain_image(
     wanted = [("predicted", predicted, f"predicted, {float(logits.softmax(1)[0, predicted]):.0%}")]
     if also_class and targets["chosen"][0] != predicted:
         wanted.append(("chosen", targets["chosen"][0], "your choice"))
-    gallery = [(overlay(image=image, heatmap=cams[f"{layer} / {key}"][0], image_weight=1.0 - opacity),
-                f"{layer}: {app.classes[c]} ({why})")
-               for layer in layers for key, c, why in wanted]  # fmt: skip
+    seen = (image, f"what the model saw: {image.shape[1]}x{image.shape[0]} px")
+    gallery = [seen] + [(overlay(image=image, heatmap=cams[f"{layer} / {key}"][0], image_weight=1.0 - opacity),
+                         f"{layer}: {app.classes[c]} ({why})")
+                        for layer in layers for key, c, why in wanted]  # fmt: skip
     return top, gallery
 
 

@@ -9,6 +9,7 @@ and a file that is not an image is named.
 from __future__ import annotations
 
 import functools
+import re
 import tempfile
 import time
 import uuid
@@ -20,7 +21,7 @@ import torch
 
 from ..device import cpu_quota
 from ..validate import whole
-from .card import model_card
+from .card import model_card, page_title
 from .service import (
     AppModel,
     InputError,
@@ -37,6 +38,8 @@ MAX_FILE_SIZE = "10mb"  # Gradio refuses larger uploads before they reach the ap
 # Every event that uses the model shares one concurrency group: two at a time, so that one request decodes its
 # upload while another holds the model (AppModel.lock), instead of up to 4 per event queueing on the lock.
 MODEL_GROUP, MODEL_CONCURRENCY = "model", 2
+# Heatmaps and images of a few pixels a side, drawn as sharp blocks rather than browser-smoothed blur
+CSS = "#cams img, #image img, #mistakes img { image-rendering: pixelated; }"
 CACHE_SECONDS = 3600  # Gradio's cache of uploads and results, and the CSVs, are deleted after an hour
 NO_CLASS = ("(none)", "")  # the class dropdown's empty choice
 
@@ -65,6 +68,11 @@ def _file(value: Any) -> tuple[str | None, str | None]:
     return path, get("orig_name") or (Path(path).name if path else None)
 
 
+def example_label(path: Path) -> str:
+    """An example's caption from its file name: 03_cat.png -> 'cat' (app.local.write_examples names them)."""
+    return re.sub(r"^\d+_", "", Path(path).stem).replace("_", " ")
+
+
 def _upload(app: AppModel, value: Any):
     path, name = _file(value)
     return read_upload(path, size=app.meta["image_size"], name=name)
@@ -73,7 +81,7 @@ def _upload(app: AppModel, value: Any):
 def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
     """The app's Blocks for `app` (one prediction and one Grad-CAM run first, to warm up); serve it with serve()."""
     classes, layers = app.classes, app.layer_names
-    title = title or f"{app.meta['data'].get('dataset', 'image')} classifier: {app.meta['model']}"
+    title = title or page_title(app)
     csv_dir = Path(tempfile.mkdtemp(prefix="eva_app_csv_"))  # one uniquely named file per request
     warm_up(app=app)
 
@@ -86,6 +94,13 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
         top, gallery = explain_image(app=app, image=_upload(app, image), k=k, layers=chosen_layers, opacity=opacity,
                                      also_class=also or None)  # fmt: skip
         return dict(top), gallery
+
+    def clear():
+        return None, []
+
+    @_shown
+    def answer(image, k, chosen_layers, opacity, also):  # a new image, an example, or a new opacity
+        return clear() if image is None else explain(image, k, chosen_layers, opacity, also)
 
     @_shown
     def batch(files):
@@ -108,32 +123,40 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
         gr.Markdown(f"# {title}\nUpload an image or pick an example: the model names its top classes, and Grad-CAM "
                     "shows where it looked. The other tabs show several images at once, the held-out images it gets "
                     "wrong, and how it was trained.")  # fmt: skip
+        model_event = {"preprocess": False, "concurrency_id": MODEL_GROUP, "concurrency_limit": MODEL_CONCURRENCY}
         with gr.Tab("One image"):
-            with gr.Row():
+            # Image and results first, side by side; on a phone they stack, so the answer sits right under the image.
+            with gr.Row(equal_height=False):
                 with gr.Column():
                     image = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"], label="Image",
                                      format="png", height=260, elem_id="image")  # fmt: skip
-                    if app.examples:
-                        gr.Examples(examples=[[str(p)] for p in app.examples], inputs=[image],
-                                    label="Examples: one held-out image per class", examples_per_page=10)  # fmt: skip
-                    k = gr.Slider(1, app.max_k, value=min(5, app.max_k), step=1, label="Top classes (k)")
-                    chosen = gr.Dropdown(choices=layers, value=[layers[-1]], multiselect=True, label="Grad-CAM layers",
-                                         info="shallowest first; the deepest is the most class-specific")  # fmt: skip
-                    opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Grad-CAM opacity")
-                    also = gr.Dropdown(choices=[NO_CLASS, *[(c, c) for c in classes]], value="",
-                                       label="Also Grad-CAM for class",
-                                       info="beside the predicted class, e.g. the true one")  # fmt: skip
                     with gr.Row():
                         predict_button = gr.Button("Top classes", elem_id="predict")
                         explain_button = gr.Button("Top classes + Grad-CAM", variant="primary", elem_id="explain")
                 with gr.Column():
                     top = gr.Label(label="Top classes", elem_id="top")
-                    cams = gr.Gallery(label="Grad-CAM", columns=3, format="png", object_fit="contain", height=320,
-                                      elem_id="cams")  # fmt: skip
-        model_event = {"preprocess": False, "concurrency_id": MODEL_GROUP, "concurrency_limit": MODEL_CONCURRENCY}
+                    cams = gr.Gallery(label="What the model saw, and Grad-CAM", columns=3, format="png",
+                                      object_fit="contain", height="auto", elem_id="cams")  # fmt: skip
+            if app.examples:
+                gr.Examples(examples=[[str(p)] for p in app.examples], inputs=[image], examples_per_page=10,
+                            example_labels=[example_label(p) for p in app.examples],
+                            label="Examples: one held-out image per class")  # fmt: skip
+            with gr.Accordion("Settings", open=False):
+                k = gr.Slider(1, app.max_k, value=min(5, app.max_k), step=1, label="Top classes (k)")
+                chosen = gr.Dropdown(choices=layers, value=[layers[-1]], multiselect=True, label="Grad-CAM layers",
+                                     info="shallowest first; the deepest is the most class-specific")  # fmt: skip
+                opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Grad-CAM opacity")
+                also = gr.Dropdown(choices=[NO_CLASS, *[(c, c) for c in classes]], value="",
+                                   label="Also Grad-CAM for class",
+                                   info="beside the predicted class, e.g. the true one")  # fmt: skip
+        asked = [image, k, chosen, opacity, also]
         predict_button.click(predict, [image, k], top, api_name="predict", **model_event)
-        explain_button.click(explain, [image, k, chosen, opacity, also], [top, cams], api_name="explain",
-                             **model_event)  # fmt: skip
+        explain_button.click(explain, asked, [top, cams], api_name="explain", **model_event)
+        # A new image (an upload, an example) clears the old answer at once, then answers; a new opacity re-blends
+        # the kept heatmaps. Neither is an API endpoint: /explain is.
+        image.change(clear, None, [top, cams], queue=False, api_name=False).then(
+            answer, asked, [top, cams], api_name=False, **model_event)  # fmt: skip
+        opacity.release(answer, asked, [top, cams], api_name=False, **model_event)
 
         with gr.Tab("Many images"):
             files = gr.Files(label="Image files", file_count="multiple", elem_id="files")
@@ -156,7 +179,9 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
                 mistake_layer = gr.Dropdown(choices=layers, value=layers[-1], label="Grad-CAM layer")
                 mistake_opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Grad-CAM opacity")
             mistakes_button = gr.Button("Show the mistakes", variant="primary")
-            gallery = gr.Gallery(label="Misclassified", columns=6, format="png", object_fit="contain", height=420)
+            gallery = gr.Gallery(value=mistakes_gallery(app=app, count=min(10, n)) if n else None,
+                                 label="Misclassified", columns=6, format="png", object_fit="contain", height="auto",
+                                 elem_id="mistakes")  # fmt: skip
         mistakes_button.click(mistakes, [count, with_cam, mistake_layer, mistake_opacity], gallery,
                               api_name="mistakes", **model_event)  # fmt: skip
 
@@ -172,7 +197,7 @@ def launch_kwargs(*, port: int | None = None, share: bool = False, host: str | N
     """Blocks.launch's arguments: localhost unless told otherwise (host=None: $GRADIO_SERVER_NAME, as on a Space,
     else localhost), the upload limit, no server-side rendering; share=True makes the app public."""
     return {"server_name": host, "server_port": port, "share": share, "max_file_size": max_file_size,
-            "ssr_mode": False, "show_error": False}  # fmt: skip
+            "ssr_mode": False, "show_error": False, "css": CSS}  # fmt: skip
 
 
 def app_threads() -> int:
