@@ -1,24 +1,31 @@
-"""The app's latency: one prediction with Grad-CAM through gradio_client, the same called in Python, and an echo.
+"""How long a visitor waits for the app, as a ratio to Gradio's own echo of the same image, measured in one run.
 
     python benchmarks/app_latency.py                       # outputs/model.pt if it exists, else a model trained now
-    python benchmarks/app_latency.py --model M --calls 100
+    python benchmarks/app_latency.py --model M --calls 100 --threads 1
 
-All in one run, on localhost, the servers in a child process (a client does not share the server's GIL):
-(a) the app's /explain endpoint (top 5 and Grad-CAM of the deepest layer) through gradio_client as a script
-would call it: the image uploaded, the Grad-CAM image downloaded; (b) the same with the download left out
-(download_files=False); (c) the same service.explain_image call made directly in Python, decoding the file
-included; (d) a Gradio function that returns its text input, through gradio_client: Gradio's own floor.
-Prints a table, then as its last line one JSON object.
+On localhost, with the servers in a child process (a client does not share the server's GIL):
+- explain: the app's /explain (top 5 and the Grad-CAM of the deepest layer) through gradio_client, as a script
+  calls it: the image uploaded, the answer and the heatmaps downloaded;
+- echo: a Gradio app that takes the same image and returns it with a label, through gradio_client: the floor
+  that Gradio itself puts under any answer. explain and echo alternate call by call, so that a change in the
+  machine's load falls on both;
+- the same two while another client keeps asking the app for 100 mistakes with Grad-CAM;
+- direct: service.explain_image called in Python (the model's and the overlay's own work);
+- browser: in headless Chromium, the time from choosing the file to the heatmap drawn on the page.
+Every call sends a new image (a pixel differs), so the app's kept answers (service.AppModel.answers) never
+serve a timed call. Prints a table, then as its last line one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,8 +40,11 @@ for path in (ROOT, HERE):  # run as `python benchmarks/app_latency.py` from a ch
 
 from machine import _load, machine  # noqa: E402
 
-NAMES = {"client_explain": "top 5 + Grad-CAM via gradio_client", "client_explain_no_download": "the same, no download",
-         "direct_explain": "the same, called in Python", "client_echo": "echo via gradio_client"}  # fmt: skip
+NAMES = {"explain": "top 5 + Grad-CAM via gradio_client", "echo": "image echo via gradio_client",
+         "explain_loaded": "explain, another client asking mistakes", "echo_loaded": "echo, the same load",
+         "direct": "explain_image called in Python", "browser": "upload to heatmap in Chromium"}  # fmt: skip
+MISTAKES = 100  # what the other client asks for, with Grad-CAM, in a loop
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def tiny_model(folder: Path) -> Path:
@@ -51,44 +61,85 @@ def tiny_model(folder: Path) -> Path:
     return folder / "model.pt"
 
 
-def app_model(path: Path):
-    from eva_helpers.app.service import AppModel
-    from eva_helpers.model_file import load_trained
-
-    model, meta = load_trained(checkpoint=path, device="cpu")
-    return AppModel(model=model, meta=meta)
-
-
 def serve_both(path: Path) -> None:
-    """The child: the app and an echo app on free ports; prints both URLs, serves until it is terminated."""
+    """The child: the app (as the command line builds it) and an image echo on free ports; prints both URLs."""
     import gradio as gr
 
+    from eva_helpers.app.local import load_local
     from eva_helpers.app.ui import build_ui, serve
 
     with gr.Blocks(analytics_enabled=False) as echo_demo:
-        text_in, text_out = gr.Textbox(), gr.Textbox()
-        gr.Button().click(lambda s: s, text_in, text_out, api_name="echo")
-    url, _ = serve(demo=build_ui(app=app_model(path)), block=False, port=None)
+        image, label, gallery = gr.Image(type="filepath"), gr.Label(), gr.Gallery(format="png")
+        gr.Button().click(lambda p: ({"echo": 1.0}, [p]), image, [label, gallery], api_name="echo")
+    url, _ = serve(demo=build_ui(app=load_local(model_path=path, progress=False)), block=False, port=None)
     echo_url, _ = serve(demo=echo_demo, block=False, port=None)
     print(f"SERVING {url} {echo_url}", flush=True)
     echo_demo.block_thread()
 
 
-def timed(fn, *, calls: int, warmup: int) -> list[float]:
-    """Milliseconds of each of `calls` calls of fn(), after `warmup` untimed ones."""
-    for _ in range(warmup):
-        fn()
+def new_images(*, source: Path | None, size: int, n: int, folder: Path) -> list[Path]:
+    """n PNG files of the source image (or a generated one), each with one pixel changed: n different images."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if source is not None:
+        with Image.open(source) as im:
+            base = np.asarray(im.convert("RGB"))
+    else:
+        base = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    paths = []
+    for i in range(n):
+        pixels = base.copy()
+        pixels[(i // base.shape[1]) % base.shape[0], i % base.shape[1]] ^= np.uint8(1 + i // base.size)
+        paths.append(folder / f"image_{i:04d}.png")
+        Image.fromarray(pixels).save(paths[-1])
+    return paths
+
+
+def ms(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
+
+
+def alternate(fns: dict, images: list[Path], *, warmup: int) -> dict[str, list[float]]:
+    """Each fn(image) on each image, the fns alternating call by call; milliseconds, after `warmup` untimed rounds."""
+    times: dict[str, list[float]] = {key: [] for key in fns}
+    for i, image in enumerate(images):
+        for key, fn in fns.items():
+            took = ms(lambda fn=fn, image=image: fn(image))
+            if i >= warmup:
+                times[key].append(took)
+    return times
+
+
+def browser_times(*, url: str, images: list[Path], chromium: str, timeout_ms: int = 120_000) -> list[float]:
+    """Milliseconds from choosing each file to its heatmap drawn, in headless Chromium (the first one untimed)."""
+    from playwright.sync_api import sync_playwright
+
+    drawn = ("(old) => { const imgs = [...document.querySelectorAll('#cams img')]; return imgs.length >= 2 && "
+             "imgs[1].src !== old && imgs.every(i => i.complete && i.naturalWidth > 0); }")  # fmt: skip
     out = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1000)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(url, wait_until="networkidle", timeout=timeout_ms)
+            for i, image in enumerate(images):
+                old = page.eval_on_selector_all("#cams img", "imgs => imgs.length > 1 ? imgs[1].src : ''")
+                t0 = time.perf_counter()
+                page.locator("#image input[type=file]").set_input_files(str(image))
+                page.wait_for_function(drawn, arg=old, timeout=timeout_ms)
+                if i:
+                    out.append((time.perf_counter() - t0) * 1000)
+        finally:
+            browser.close()
     return out
 
 
-def summary(ms: list[float]) -> dict[str, float]:
-    return {"median_ms": round(statistics.median(ms), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
-            "mean_ms": round(statistics.fmean(ms), 1), "calls": len(ms)}  # fmt: skip
+def summary(times: list[float]) -> dict[str, float]:
+    return {"median_ms": round(statistics.median(times), 1), "p90_ms": round(float(np.percentile(times, 90)), 1),
+            "mean_ms": round(statistics.fmean(times), 1), "calls": len(times)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -96,6 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default=None, help="a model.pt (default: outputs/model.pt, else one trained now)")
     parser.add_argument("--calls", type=int, default=40, help="timed calls of each (default 40)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
+    parser.add_argument("--browser-calls", dest="browser_calls", type=int, default=10,
+                        help="uploads timed in Chromium (default 10; 0 leaves the browser out)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in the server and here "
                         "(default: torch's own, one per core)")  # fmt: skip
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)  # the child process
@@ -109,20 +162,18 @@ def main(argv: list[str] | None = None) -> dict:
     import gradio
     from gradio_client import Client, handle_file
 
+    from eva_helpers.app.local import load_local
     from eva_helpers.app.service import explain_image, read_upload
 
     scratch = Path(tempfile.mkdtemp(prefix="app_latency_"))
     default = ROOT / "outputs" / "model.pt"
     path = Path(args.model) if args.model else default if default.is_file() else tiny_model(scratch / "run")
     source = str(path) if args.model or path == default else "a custom_resnet trained 1 epoch on 64 generated images"
-    app = app_model(path)
+    app = load_local(model_path=path, progress=False)
     size, layer = app.meta["image_size"], app.layer_names[-1]
-    examples = sorted((path.parent / "app_examples").glob("*.png"))
-    image = examples[3] if len(examples) > 3 else scratch / "image.png"
-    if not examples:
-        from PIL import Image
-
-        Image.fromarray(np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(image)
+    first = app.examples[3] if len(app.examples) > 3 else None
+    rounds = args.warmup + args.calls
+    images = new_images(source=first, size=size, n=3 * rounds + args.browser_calls + 1, folder=scratch / "images")
     start = {"loadavg_start": _load(), **machine(torch.device("cpu"))}
 
     threads = ["--threads", str(args.threads)] if args.threads else []
@@ -135,28 +186,48 @@ def main(argv: list[str] | None = None) -> dict:
             if not line:
                 raise RuntimeError("the server process ended before it served; see its output above")
         url, echo_url = line.split()[1:]
-        clients = {"client_explain": Client(url, verbose=False),
-                   "client_explain_no_download": Client(url, verbose=False, download_files=False)}  # fmt: skip
-        times = {key: timed(lambda c=c: c.predict(handle_file(image), 5, [layer], 0.5, "", api_name="/explain"),
-                            calls=args.calls, warmup=args.warmup) for key, c in clients.items()}  # fmt: skip
-        times["direct_explain"] = timed(lambda: explain_image(app=app, image=read_upload(image, size=size), k=5,
-                                                              layers=[layer], opacity=0.5),
-                                        calls=args.calls, warmup=args.warmup)  # fmt: skip
-        echo = Client(echo_url, verbose=False)
-        times["client_echo"] = timed(lambda: echo.predict("hello", api_name="/echo"), calls=args.calls,
-                                     warmup=args.warmup)  # fmt: skip
+        client, echo = Client(url, verbose=False), Client(echo_url, verbose=False)
+        pair = {"explain": lambda im: client.predict(handle_file(im), 5, [layer], 0.5, "", api_name="/explain"),
+                "echo": lambda im: echo.predict(handle_file(im), api_name="/echo")}  # fmt: skip
+        times = alternate(pair, images[:rounds], warmup=args.warmup)
+        times["direct"] = alternate({"direct": lambda im: explain_image(app=app, image=read_upload(im, size=size), k=5,
+                                                                        layers=[layer], opacity=0.5)},
+                                    images[rounds : 2 * rounds], warmup=args.warmup)["direct"]  # fmt: skip
+        stop, other = threading.Event(), Client(url, verbose=False)
+        count = min(MISTAKES, len(app.mistakes))
+
+        def load() -> None:
+            while not stop.is_set() and count:
+                other.predict(count, True, layer, 0.5, api_name="/mistakes")
+
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        try:
+            loaded = alternate(pair, images[2 * rounds : 3 * rounds], warmup=args.warmup)
+        finally:
+            stop.set()
+            loader.join(timeout=120)
+        times["explain_loaded"], times["echo_loaded"] = loaded["explain"], loaded["echo"]
+        if args.browser_calls and Path(CHROMIUM).is_file():
+            times["browser"] = browser_times(url=url, images=images[3 * rounds :], chromium=CHROMIUM)
     finally:
         child.terminate()
         child.wait(timeout=30)
-    result = {"bench": "app_latency", "model": source, "image": image.name, "layer": layer,
-              "gradio": gradio.__version__, **start, "loadavg_end": _load(),
-              **{key: summary(times[key]) for key in NAMES}}  # fmt: skip
-    result["client_minus_direct_median_ms"] = round(result["client_explain"]["median_ms"]
-                                                    - result["direct_explain"]["median_ms"], 1)  # fmt: skip
-    print(f"{'':36} {'median ms':>10} {'p95 ms':>8} {'mean ms':>8}")
+    result = {"bench": "app_latency", "model": source, "image": first.name if first else "generated", "layer": layer,
+              "gradio": gradio.__version__, "mistakes_asked": count, **start, "loadavg_end": _load(),
+              **{key: summary(times[key]) for key in NAMES if times.get(key)}}  # fmt: skip
+    result["ratio_to_echo"] = {
+        "median": round(result["explain"]["median_ms"] / result["echo"]["median_ms"], 2),
+        "p90": round(result["explain"]["p90_ms"] / result["echo"]["p90_ms"], 2),
+        "median_loaded": round(result["explain_loaded"]["median_ms"] / result["echo_loaded"]["median_ms"], 2),
+    }
+    print(f"{'':42} {'median ms':>10} {'p90 ms':>8} {'mean ms':>8}")
     for key, name in NAMES.items():
-        s = result[key]
-        print(f"{name:36} {s['median_ms']:>10} {s['p95_ms']:>8} {s['mean_ms']:>8}")
+        if key in result:
+            s = result[key]
+            print(f"{name:42} {s['median_ms']:>10} {s['p90_ms']:>8} {s['mean_ms']:>8}")
+    r = result["ratio_to_echo"]
+    print(f"explain / echo: median x{r['median']}, p90 x{r['p90']}; with mistakes asked, median x{r['median_loaded']}")
     print(json.dumps(result), flush=True)
     return result
 

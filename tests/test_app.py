@@ -321,15 +321,38 @@ def test_gradio_is_imported_by_the_ui_only():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
 
 
-def test_the_latency_benchmark_times_the_client_the_direct_call_and_an_echo(app_model_path, capsys):
+def test_the_latency_benchmark_times_the_app_against_an_image_echo_quiet_loaded_and_in_a_browser(app_model_path,
+                                                                                               capsys):  # fmt: skip
     from scripts import load_script
 
-    result = load_script(ROOT / "benchmarks" / "app_latency.py").main(["--model", str(app_model_path), "--calls", "3",
-                                                                        "--warmup", "1"])  # fmt: skip
-    for key in ("client_explain", "client_explain_no_download", "direct_explain", "client_echo"):
-        assert result[key]["calls"] == 3 and 0 < result[key]["median_ms"] <= result[key]["p95_ms"] + 1e-9, key
-    assert result["gradio"] and result["cpu_count"] >= 1 and len(result["loadavg_start"]) == 3
+    bench = load_script(ROOT / "benchmarks" / "app_latency.py")
+    result = bench.main(["--model", str(app_model_path), "--calls", "3", "--warmup", "1", "--browser-calls", "2"])
+    keys = ["explain", "echo", "explain_loaded", "echo_loaded", "direct"] + (
+        ["browser"] if Path(bench.CHROMIUM).is_file() else []
+    )
+    for key in keys:
+        want = 2 if key == "browser" else 3
+        assert result[key]["calls"] == want and 0 < result[key]["median_ms"] <= result[key]["p90_ms"] + 1e-9, key
+    r = result["ratio_to_echo"]
+    assert r["median"] == round(result["explain"]["median_ms"] / result["echo"]["median_ms"], 2)
+    assert r["median_loaded"] == round(result["explain_loaded"]["median_ms"] / result["echo_loaded"]["median_ms"], 2)
+    assert result["mistakes_asked"] == len(app_mistakes(app_model_path)) and result["cpu_count"] >= 1
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith('{"bench": "app_latency"')
+
+
+def app_mistakes(path):
+    from eva_helpers.app.local import load_local
+
+    return load_local(model_path=path, progress=False).mistakes[:100]
+
+
+def test_every_timed_call_sends_an_image_the_app_has_not_seen(tmp_path):
+    from scripts import load_script
+
+    bench = load_script(ROOT / "benchmarks" / "app_latency.py")
+    paths = bench.new_images(source=None, size=32, n=50, folder=tmp_path)
+    pixels = {np.asarray(Image.open(p)).tobytes() for p in paths}
+    assert len(pixels) == 50  # so that no call is answered from the kept answers
 
 
 def test_for_200_classes_the_model_tab_lists_the_worst_classes_and_confused_pairs_instead_of_the_matrix():
