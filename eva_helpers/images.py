@@ -43,11 +43,15 @@ def formats_text() -> str:
     return f"{', '.join(ALLOWED_FORMATS[:-1])} or {ALLOWED_FORMATS[-1]}"
 
 
-def open_image(file: str | Path | BinaryIO, *, name: str | None = None) -> Image.Image:
+def open_image(
+    file: str | Path | BinaryIO, *, name: str | None = None, draft: tuple[int, int] | None = None
+) -> Image.Image:
     """The image in `file` (a path or a binary file object), decoded, if it is one of ALLOWED_FORMATS; else ImageError.
 
     Use it in a `with` block: GIF and TIFF keep their file open for their other frames (the first one is used).
-    `name` is how messages call the file (default: the path).
+    `name` is how messages call the file (default: the path). draft=(w, h) decodes a JPEG at the smallest of
+    1/2, 1/4 or 1/8 scale that is still at least w x h (Pillow's Image.draft): a 48-megapixel phone photo then
+    needs a sixteenth of the memory; other formats ignore it.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -60,6 +64,8 @@ def open_image(file: str | Path | BinaryIO, *, name: str | None = None) -> Image
         raise _fail(name, f"has too many pixels to decode safely ({e}); make it smaller first.") from e
     except OSError as e:
         raise _fail(name, f"cannot be read ({e}).") from e
+    if draft is not None and im.format == "JPEG":
+        im.draft(im.mode, draft)
     try:
         im.load()
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for broken files
@@ -68,16 +74,17 @@ def open_image(file: str | Path | BinaryIO, *, name: str | None = None) -> Image
     return im
 
 
-def to_rgb(image: Any, *, name: str | None = None) -> np.ndarray:
+def to_rgb(image: Any, *, name: str | None = None, draft: tuple[int, int] | None = None) -> np.ndarray:
     """Any image (a path, a binary file object, a PIL image or an (H, W[, 1|3|4]) array) as uint8 (H, W, 3) RGB.
 
     Applies the EXIF orientation, lays transparency on white and rescales 16-bit and float images (see the
     module's docstring); raises ImageError, naming the image (`name`, default its path), for what it cannot use.
+    draft: see open_image (JPEG files only).
     """
     from PIL import Image
 
     if isinstance(image, (str, Path)) or hasattr(image, "read"):
-        with open_image(image, name=name) as im:
+        with open_image(image, name=name, draft=draft) as im:
             return _pil_rgb(im, name=name or (str(image) if isinstance(image, (str, Path)) else "the image"))
     if isinstance(image, Image.Image):
         return _pil_rgb(image, name=name or "the image")

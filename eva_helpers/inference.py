@@ -19,17 +19,18 @@ from .images import to_rgb
 from .validate import unit_triplet, whole
 
 
-def load_image(image: Any, *, size: int) -> np.ndarray:
+def load_image(image: Any, *, size: int, draft: tuple[int, int] | None = None) -> np.ndarray:
     """Any image (a path, a PIL image or an (H, W[, C]) array; any size or colour mode) as uint8 (size, size, 3).
 
     images.to_rgb prepares it as training prepares a file (orientation, transparency on white, 16-bit and
     float images rescaled, RGB; ImageError, a ValueError, for what it cannot use); then the largest centred
-    square is cut out and resized, so a photo keeps its proportions instead of being squashed.
+    square is cut out and resized, so a photo keeps its proportions instead of being squashed. draft: decode a
+    large JPEG file at reduced scale first (images.open_image).
     """
     from PIL import Image, ImageOps
 
     size = whole("size", size, low=1, hint="the model's image_size")
-    rgb = to_rgb(image)
+    rgb = to_rgb(image, draft=draft)
     if rgb.shape[:2] == (size, size):
         return rgb  # exactly the pixels training decodes from the same file
     fitted = ImageOps.fit(Image.fromarray(rgb), (size, size), method=Image.Resampling.BICUBIC)

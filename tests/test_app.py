@@ -195,7 +195,7 @@ def test_bad_input_gets_a_message_naming_it_and_the_server_carries_on(app, clien
     (tmp_path / "empty.png").write_bytes(b"")
     Image.new("1", (8000, 6000)).save(tmp_path / "huge.png")  # 48 megapixels in a few KB
     (tmp_path / "cut.jpg").write_bytes((own / "wide photo.jpg").read_bytes()[:2000])  # a photo cut short
-    (tmp_path / "big.png").write_bytes(os.urandom(11 * 2**20))  # over the 10 MB upload limit
+    (tmp_path / "big.png").write_bytes(os.urandom(31 * 2**20))  # over the 30 MB upload limit
     cases = [(own / "notes.txt", "notes.txt is not an image"), (tmp_path / "empty.png", "empty.png is empty"),
              (tmp_path / "huge.png", r"huge.png has 8000x6000 pixels \(48.0 megapixels\), more than the 40"),
              (tmp_path / "cut.jpg", "cut.jpg cannot be decoded"), (None, "No image was given")]  # fmt: skip
@@ -203,7 +203,7 @@ def test_bad_input_gets_a_message_naming_it_and_the_server_carries_on(app, clien
         with pytest.raises(AppError, match=message):
             client.predict(None if path is None else handle_file(path), 3, api_name="/predict")
         assert client.predict(handle_file(app.examples[0]), 1, api_name="/predict")["label"]  # still serving
-    with pytest.raises(ValueError, match="exceeds the maximum file size of 10485760 bytes"):  # the client checks first
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 31457280 bytes"):  # the client checks first
         client.predict(handle_file(tmp_path / "big.png"), 3, api_name="/predict")
     refused = httpx.post(client.upload_url, files=[("files", ("big.png", (tmp_path / "big.png").read_bytes()))])
     assert refused.status_code == 413  # and the server refuses it itself
@@ -429,3 +429,24 @@ def test_the_title_names_the_data_the_network_and_the_accuracy_and_the_examples_
     folder = dataclasses.replace(app, meta={**app.meta, "data": {"dataset": "imagefolder", "data_dir": "/x/flowers"}},
                                  report=None)  # fmt: skip
     assert page_title(folder) == f"flowers classifier · ResNet-9 · {app.meta['test_acc']:.1%} test accuracy"
+
+
+def test_a_phone_photo_over_the_pixel_limit_is_decoded_smaller_not_refused(app, client, tmp_path):
+    from eva_helpers.app.service import InputError, read_upload
+    from eva_helpers.images import to_rgb
+
+    photo = np.zeros((1200, 1600, 3), np.uint8)
+    photo[:, :800, 0] = 255  # red on the left, blue on the right
+    photo[:, 800:, 2] = 255
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=95)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    assert to_rgb(tmp_path / "photo.jpg", draft=(400, 300)).shape == (300, 400, 3)  # decoded at a quarter
+    small = read_upload(tmp_path / "photo.jpg", size=32, max_pixels=200_000)  # 1.92 MP: a quarter fits
+    full = load_image(tmp_path / "photo.jpg", size=32)
+    assert np.abs(small.astype(int) - full).mean() < 3  # the same picture the model would see from the full decode
+    with pytest.raises(InputError, match="1600x1200 pixels"):
+        read_upload(tmp_path / "photo.png", size=32, max_pixels=200_000)  # a PNG cannot be decoded smaller
+    with pytest.raises(InputError, match="1600x1200 pixels"):
+        read_upload(tmp_path / "photo.jpg", size=32, max_pixels=20_000)  # even an eighth is too many
+    Image.new("RGB", (8000, 6000), (200, 30, 30)).save(tmp_path / "48mp.jpg")  # a 48-megapixel photo, through the app
+    assert client.predict(handle_file(tmp_path / "48mp.jpg"), 3, api_name="/predict")["label"]

@@ -88,8 +88,9 @@ class AppModel:
 def read_upload(path: str | Path | None, *, size: int, name: str | None = None, max_pixels: int = MAX_PIXELS):
     """An uploaded file as the uint8 (size, size, 3) image the model takes, or InputError naming the file.
 
-    The pixel count is read from the header and checked before anything is decoded; then the file goes
-    through inference.load_image, the preprocessing of evaluation and training (images.to_rgb, then the crop).
+    The pixel count is read from the header and checked before anything is decoded: a JPEG over max_pixels is
+    decoded at the reduced scale that fits (up to 64 times more pixels), any other file is refused. Then the file
+    goes through inference.load_image, the preprocessing of evaluation and training (images.to_rgb, then the crop).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -105,7 +106,7 @@ def read_upload(path: str | Path | None, *, size: int, name: str | None = None, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit follows
             with Image.open(path, formats=ALLOWED_FORMATS) as im:  # no other reader is tried (EPS runs Ghostscript)
-                width, height = im.size
+                (width, height), jpeg = im.size, im.format == "JPEG"
     except Image.DecompressionBombError as e:  # larger than even PIL's own limit
         raise InputError(f"{name} has more pixels than the {max_pixels / 1e6:g} megapixels this app decodes; "
                          "make it smaller first.") from e  # fmt: skip
@@ -113,13 +114,18 @@ def read_upload(path: str | Path | None, *, size: int, name: str | None = None, 
         raise InputError(
             f"{name} is not an image this app can read ({type(e).__name__}); upload a {formats_text()} file."
         ) from e
-    if width * height > max_pixels:
+    draft = None
+    # A JPEG decodes at 1/2, 1/4 or 1/8 scale (Image.draft): a phone photo over the limit is read smaller, not refused.
+    scale = next((f for f in (1, 2, 4, 8) if width * height <= max_pixels * f * f), None) if jpeg else None
+    if scale is not None and scale > 1:
+        draft = (width // scale, height // scale)
+    elif width * height > max_pixels:
         raise InputError(
             f"{name} has {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), more than the "
             f"{max_pixels / 1e6:g} megapixels this app decodes; make it smaller first (the model sees {size}x{size})."
         )
     try:
-        return load_image(path, size=size)
+        return load_image(path, size=size, draft=draft)
     except ImageError as e:  # damaged, cut short, or pixels it cannot use (a float image outside [0, 1])
         raise InputError(f"{name} {e.reason}") from e
     except (ValueError, OSError) as e:

@@ -34,7 +34,7 @@ from .service import (
     warm_up,
 )
 
-MAX_FILE_SIZE = "10mb"  # Gradio refuses larger uploads before they reach the app
+MAX_FILE_SIZE = "30mb"  # Gradio refuses larger uploads before they reach the app (a 48-MP phone JPEG is ~15 MB)
 # Every event that uses the model shares one concurrency group: two at a time, so that one request decodes its
 # upload while another holds the model (AppModel.lock), instead of up to 4 per event queueing on the lock.
 MODEL_GROUP, MODEL_CONCURRENCY = "model", 2
