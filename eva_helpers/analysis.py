@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -12,6 +14,7 @@ from torch import nn
 
 from .inference import normalize
 from .models import gradcam_layers, preserved_state
+from .validate import choice
 
 
 @dataclass(repr=False)
@@ -194,6 +197,41 @@ def _as_heatmaps(cam: np.ndarray, *, width: int, height: int) -> np.ndarray:
 
     resized = scale_cam_image(cam.astype(np.float32), (width, height))  # what GradCAM does per layer
     return np.clip(scale_cam_image(np.maximum(resized, 0)), 0.0, 1.0)  # and to the layers' mean (one layer)
+
+
+# The CAM methods on offer: Grad-CAM computed here in one pass (grad_cams), the others by pytorch-grad-cam itself.
+CAM_METHODS = ("Grad-CAM", "Grad-CAM++", "Score-CAM", "Eigen-CAM", "Layer-CAM")
+
+
+def library_cams(
+    *,
+    model: nn.Module,
+    images: torch.Tensor,
+    layers: Mapping[str, nn.Module],
+    targets: Mapping[str, Sequence[int]],
+    method: str,
+) -> dict[str, np.ndarray]:
+    """Heatmaps of one of pytorch-grad-cam's methods ({"<layer> / <target name>": (N, H, W)} in [0, 1]), as the
+    library computes them: layer by layer, each with its own passes (Score-CAM runs one per channel of the layer).
+    Eigen-CAM reads no class: its heatmap is the same for every target. The model is left as it was found."""
+    choice("method", method, CAM_METHODS)
+    from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    cls = dict(zip(CAM_METHODS, (GradCAM, GradCAMPlusPlus, ScoreCAM, EigenCAM, LayerCAM), strict=True))[method]
+    x = images.detach().to(device=next(model.parameters()).device, dtype=torch.float32)
+    out: dict[str, np.ndarray] = {}
+    with preserved_state(model), torch.enable_grad(), torch.autocast(device_type=x.device.type, enabled=False):
+        model.eval().requires_grad_(False)
+        for name, layer in layers.items():
+            with cls(model=model, target_layers=[layer]) as cam:  # __exit__ removes the hooks
+                cam.compute_input_gradient = True  # the gradient reaches the layer though the weights are frozen
+                cam.batch_size = 256  # Score-CAM: masked copies per forward pass (the library default, 16, is slow)
+                for which, classes in targets.items():
+                    with contextlib.redirect_stderr(io.StringIO()):  # Score-CAM draws a progress bar per call
+                        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes])
+                    out[f"{name} / {which}"] = np.clip(np.nan_to_num(np.asarray(maps, np.float32)), 0.0, 1.0)
+    return out
 
 
 def gradcam(*, model: nn.Module, images: torch.Tensor, targets: Sequence[int], layer: nn.Module) -> np.ndarray:

@@ -450,3 +450,28 @@ def test_a_phone_photo_over_the_pixel_limit_is_decoded_smaller_not_refused(app, 
         read_upload(tmp_path / "photo.jpg", size=32, max_pixels=20_000)  # even an eighth is too many
     Image.new("RGB", (8000, 6000), (200, 30, 30)).save(tmp_path / "48mp.jpg")  # a 48-megapixel photo, through the app
     assert client.predict(handle_file(tmp_path / "48mp.jpg"), 3, api_name="/predict")["label"]
+
+
+@pytest.mark.parametrize("method", ["Grad-CAM++", "Eigen-CAM", "Layer-CAM", "Score-CAM"])
+def test_the_other_cam_methods_are_pytorch_grad_cams_own(app, client, method):
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from eva_helpers.app.service import explain_image, read_upload
+    from eva_helpers.inference import normalize
+
+    image = read_upload(app.examples[5], size=32)
+    top, gallery = explain_image(app=app, image=image, k=2, layers=["layer2"], opacity=1.0, method=method)
+    assert gallery[1][1].endswith(f", {method})") and top[0][0] in gallery[1][1]
+    cls = {"Grad-CAM++": "GradCAMPlusPlus", "Eigen-CAM": "EigenCAM", "Layer-CAM": "LayerCAM", "Score-CAM": "ScoreCAM"}
+    model = app.model.eval()
+    with getattr(pytorch_grad_cam, cls[method])(model=model, target_layers=[model.layer2]) as cam:
+        theirs = cam(input_tensor=normalize(images=image[None], mean=app.meta["mean"], std=app.meta["std"]),
+                     targets=[ClassifierOutputTarget(app.classes.index(top[0][0]))])[0]  # fmt: skip
+    model.zero_grad(set_to_none=True)
+    assert np.abs(gallery[1][0].astype(int) - overlay(image=image, heatmap=theirs, image_weight=0.0)).max() <= 2
+    if method == "Layer-CAM":  # through the client too, named as the dropdown names it
+        got = client.predict(handle_file(app.examples[5]), 2, ["layer2"], 1.0, "", method, api_name="/explain")[1]
+        assert got[1]["caption"].endswith(", Layer-CAM)")
+        with pytest.raises(AppError, match="no CAM method"):
+            client.predict(handle_file(app.examples[5]), 2, ["layer2"], 1.0, "", "Magic-CAM", api_name="/explain")

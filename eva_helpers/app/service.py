@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..analysis import explain, grad_cams, overlay
+from ..analysis import CAM_METHODS, explain, grad_cams, library_cams, overlay
 from ..images import ALLOWED_FORMATS, ImageError, formats_text
-from ..inference import load_image, normalize, ranked, top_classes
+from ..inference import eval_logits, load_image, normalize, ranked, top_classes
 from ..models import gradcam_layers
 from ..validate import real, whole
 
@@ -177,19 +177,29 @@ def top_k(*, app: AppModel, image: np.ndarray, k: Any) -> list[tuple[str, float]
 
 
 def explain_image(
-    *, app: AppModel, image: np.ndarray, k: Any, layers: Sequence[str], opacity: Any, also_class: str | None = None
+    *,
+    app: AppModel,
+    image: np.ndarray,
+    k: Any,
+    layers: Sequence[str],
+    opacity: Any,
+    also_class: str | None = None,
+    method: str = "Grad-CAM",
 ) -> tuple[list[tuple[str, float]], list[tuple[np.ndarray, str]]]:
     """Top-k of one image, and a gallery: the image as the model saw it, then its Grad-CAM (per layer) for the
     predicted class and, if given, for `also_class`.
 
-    One forward pass serves the top-k (with the model's flip TTA) and every layer's heatmap; an image asked
-    about before is answered from app.answers, and only blended.
+    One forward pass serves the top-k (with the model's flip TTA) and every layer's Grad-CAM; another `method` of
+    analysis.CAM_METHODS is pytorch-grad-cam's own, layer by layer. An image asked about before is answered from
+    app.answers, and only blended.
     """
+    if method not in CAM_METHODS:
+        raise InputError(f"There is no CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}.")
     k, layers, opacity = check_k(app=app, k=k), check_layers(app=app, layers=layers), check_opacity(opacity)
     targets: dict[str, list[int] | None] = {"predicted": None}
     if also_class:
         targets["chosen"] = [class_index(app=app, name=also_class)]
-    logits, cams = _answer(app=app, image=image, layers=layers, targets=targets)
+    logits, cams = _answer(app=app, image=image, layers=layers, targets=targets, method=method)
     top = ranked(logits, app.classes, k=k)[0]
     predicted = int(logits.argmax(1)[0])  # the class the "predicted" heatmaps explain
     wanted = [("predicted", predicted, f"predicted, {float(logits.softmax(1)[0, predicted]):.0%}")]
@@ -197,16 +207,17 @@ def explain_image(
         wanted.append(("chosen", targets["chosen"][0], "your choice"))
     seen = (image, f"what the model saw: {image.shape[1]}x{image.shape[0]} px")
     gallery = [seen] + [(overlay(image=image, heatmap=cams[f"{layer} / {key}"][0], image_weight=1.0 - opacity),
-                         f"{layer}: {app.classes[c]} ({why})")
+                         f"{layer}: {app.classes[c]} ({why}{'' if method == 'Grad-CAM' else ', ' + method})")
                         for layer in layers for key, c, why in wanted]  # fmt: skip
     return top, gallery
 
 
 def _answer(
-    *, app: AppModel, image: np.ndarray, layers: list[str], targets: dict[str, list[int] | None]
+    *, app: AppModel, image: np.ndarray, layers: list[str], targets: dict[str, list[int] | None], method: str
 ) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
-    """The model's logits and heatmaps for one image: from app.answers when asked before, else one pass, then kept."""
-    key = (hashlib.sha256(image.tobytes()).hexdigest(), image.shape, tuple(layers), tuple(map(str, targets.items())))
+    """The model's logits and heatmaps for one image: from app.answers when asked before, else computed, then kept."""
+    key = (hashlib.sha256(image.tobytes()).hexdigest(), image.shape, tuple(layers), tuple(map(str, targets.items())),
+           method)  # fmt: skip
     with app.lock:
         if key in app.answers:
             app.answers.move_to_end(key)
@@ -214,8 +225,14 @@ def _answer(
         chosen = {name: gradcam_layers(app.model)[name] for name in layers}
         x = normalize(images=image[None], mean=app.meta["mean"], std=app.meta["std"],
                       device=next(app.model.parameters()).device)  # fmt: skip
-        answer = grad_cams(model=app.model, images=x, layers=chosen, targets=targets,
-                           tta=bool(app.meta.get("tta", False)))  # fmt: skip
+        tta = bool(app.meta.get("tta", False))
+        if method == "Grad-CAM":
+            answer = grad_cams(model=app.model, images=x, layers=chosen, targets=targets, tta=tta)
+        else:
+            with torch.no_grad():
+                logits = eval_logits(app.model, x, tta=tta).float()
+            named = {which: logits.argmax(1).tolist() if c is None else c for which, c in targets.items()}
+            answer = logits, library_cams(model=app.model, images=x, layers=chosen, targets=named, method=method)
         app.answers[key] = answer
         while len(app.answers) > MAX_ANSWERS:
             app.answers.popitem(last=False)

@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 import torch
 
+from ..analysis import CAM_METHODS
 from ..device import cpu_quota
 from ..validate import whole
 from .card import model_card, page_title
@@ -90,17 +91,17 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
         return dict(top_k(app=app, image=_upload(app, image), k=k))
 
     @_shown
-    def explain(image, k, chosen_layers, opacity, also):
+    def explain(image, k, chosen_layers, opacity, also, method="Grad-CAM"):
         top, gallery = explain_image(app=app, image=_upload(app, image), k=k, layers=chosen_layers, opacity=opacity,
-                                     also_class=also or None)  # fmt: skip
+                                     also_class=also or None, method=method)  # fmt: skip
         return dict(top), gallery
 
     def clear():
         return None, []
 
     @_shown
-    def answer(image, k, chosen_layers, opacity, also):  # a new image, an example, or a new opacity
-        return clear() if image is None else explain(image, k, chosen_layers, opacity, also)
+    def answer(image, k, chosen_layers, opacity, also, method):  # a new image, an example, or a new opacity
+        return clear() if image is None else explain(image, k, chosen_layers, opacity, also, method)
 
     @_shown
     def batch(files):
@@ -149,7 +150,9 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
                 also = gr.Dropdown(choices=[NO_CLASS, *[(c, c) for c in classes]], value="",
                                    label="Also Grad-CAM for class",
                                    info="beside the predicted class, e.g. the true one")  # fmt: skip
-        asked = [image, k, chosen, opacity, also]
+                method = gr.Dropdown(choices=list(CAM_METHODS), value=CAM_METHODS[0], label="CAM method",
+                                     info="Grad-CAM is fastest; Score-CAM runs the model once per channel")  # fmt: skip
+        asked = [image, k, chosen, opacity, also, method]
         predict_button.click(predict, [image, k], top, api_name="predict", **model_event)
         explain_button.click(explain, asked, [top, cams], api_name="explain", **model_event)
         # A new image (an upload, an example) clears the old answer at once, then answers; a new opacity re-blends
