@@ -52,6 +52,22 @@ def test_a_visitor_uploads_an_image_asks_for_grad_cam_and_sees_the_label_and_the
             browser.close()
 
 
+def test_on_a_phone_the_answer_comes_right_under_the_image_before_the_examples_and_settings(app):
+    with serving(app) as url, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+            shown = tool.drive(page=page, url=url, image=app.examples[1])
+            assert shown["label"] and len(shown["captions"]) == 2
+            box = {name: page.locator(f"#{name}").first.bounding_box() for name in ("image", "top", "cams", "examples")}
+            assert box["image"]["y"] < box["top"]["y"] < box["cams"]["y"] < box["examples"]["y"]  # stacked, in order
+            assert all(b["x"] >= 0 and b["x"] + b["width"] <= 390 + 1 for b in box.values())  # nothing off the side
+            heatmap = page.locator("#cams img").nth(1).bounding_box()
+            assert heatmap["width"] >= 100 and heatmap["x"] + heatmap["width"] <= 390 + 1  # large and fully visible
+        finally:
+            browser.close()
+
+
 def test_the_screenshot_tool_writes_a_png_of_the_app(app, tmp_path):
     out = tmp_path / "shot.png"
     model = app.examples[0].parent.parent / "model.pt"

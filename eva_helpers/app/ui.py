@@ -141,7 +141,7 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
             if app.examples:
                 gr.Examples(examples=[[str(p)] for p in app.examples], inputs=[image], examples_per_page=10,
                             example_labels=[example_label(p) for p in app.examples],
-                            label="Examples: one held-out image per class")  # fmt: skip
+                            label="Examples: one held-out image per class", elem_id="examples")  # fmt: skip
             with gr.Accordion("Settings", open=False):
                 k = gr.Slider(1, app.max_k, value=min(5, app.max_k), step=1, label="Top classes (k)")
                 chosen = gr.Dropdown(choices=layers, value=[layers[-1]], multiselect=True, label="Grad-CAM layers",
