@@ -117,8 +117,8 @@ def browser_times(*, url: str, images: list[Path], chromium: str, timeout_ms: in
     """Milliseconds from choosing each file to its heatmap drawn, in headless Chromium (the first one untimed)."""
     from playwright.sync_api import sync_playwright
 
-    drawn = ("(old) => { const imgs = [...document.querySelectorAll('#cams img')]; return imgs.length >= 2 && "
-             "imgs[1].src !== old && imgs.every(i => i.complete && i.naturalWidth > 0); }")  # fmt: skip
+    drawn = ("(old) => { const imgs = [...document.querySelectorAll('#cams img')]; return imgs.length >= 1 && "
+             "imgs[0].src !== old && imgs.every(i => i.complete && i.naturalWidth > 0); }")  # fmt: skip
     out = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
@@ -126,7 +126,7 @@ def browser_times(*, url: str, images: list[Path], chromium: str, timeout_ms: in
             page = browser.new_page()
             page.goto(url, wait_until="networkidle", timeout=timeout_ms)
             for i, image in enumerate(images):
-                old = page.eval_on_selector_all("#cams img", "imgs => imgs.length > 1 ? imgs[1].src : ''")
+                old = page.eval_on_selector_all("#cams img", "imgs => imgs.length ? imgs[0].src : ''")
                 t0 = time.perf_counter()
                 page.locator("#image input[type=file]").set_input_files(str(image))
                 page.wait_for_function(drawn, arg=old, timeout=timeout_ms)

@@ -20,13 +20,13 @@ CHROMIUM = "/usr/bin/chromium"
 def drive(*, page, url: str, image: str | Path, timeout_ms: int = 120_000) -> dict:
     """Open the app at url, upload `image`, wait for the answer the upload alone brings; return what the page shows.
 
-    Returns {"label": the top class shown, "captions": the gallery's captions (the image as the model saw it, then
-    Grad-CAM), "images": their image URLs}.
+    Returns {"label": the top class shown, "captions": the Grad-CAM captions, "images": their image URLs (each the
+    image as the model saw it, with the heatmap beside it)}.
     """
     page.goto(url, wait_until="networkidle", timeout=timeout_ms)
     page.locator("#image input[type=file]").set_input_files(str(image))
     page.locator("#image img").first.wait_for(timeout=timeout_ms)  # the upload is shown
-    page.locator("#cams img").nth(1).wait_for(timeout=timeout_ms)  # answered on upload: no button pressed
+    page.locator("#cams img").first.wait_for(timeout=timeout_ms)  # answered on upload: no button pressed
     page.wait_for_function("() => [...document.querySelectorAll('#cams img')].every(i => i.complete && "
                            "i.naturalWidth > 0)", timeout=timeout_ms)  # fmt: skip
     heading = page.locator("#top [data-testid=label-output-value]").first

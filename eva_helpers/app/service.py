@@ -186,8 +186,8 @@ def explain_image(
     also_class: str | None = None,
     method: str = "Grad-CAM",
 ) -> tuple[list[tuple[str, float]], list[tuple[np.ndarray, str]]]:
-    """Top-k of one image, and a gallery: the image as the model saw it, then its Grad-CAM (per layer) for the
-    predicted class and, if given, for `also_class`.
+    """Top-k of one image, and a gallery of its Grad-CAM (per layer) for the predicted class and, if given, for
+    `also_class`: each picture is the image as the model saw it with the heatmap beside it (see `beside`).
 
     One forward pass serves the top-k (with the model's flip TTA) and every layer's Grad-CAM; another `method` of
     analysis.CAM_METHODS is pytorch-grad-cam's own, layer by layer. An image asked about before is answered from
@@ -205,11 +205,24 @@ def explain_image(
     wanted = [("predicted", predicted, f"predicted, {float(logits.softmax(1)[0, predicted]):.0%}")]
     if also_class and targets["chosen"][0] != predicted:
         wanted.append(("chosen", targets["chosen"][0], "your choice"))
-    seen = (image, f"what the model saw: {image.shape[1]}x{image.shape[0]} px")
-    gallery = [seen] + [(overlay(image=image, heatmap=cams[f"{layer} / {key}"][0], image_weight=1.0 - opacity),
-                         f"{layer}: {app.classes[c]} ({why}{'' if method == 'Grad-CAM' else ', ' + method})")
-                        for layer in layers for key, c, why in wanted]  # fmt: skip
+    named = "" if method == "Grad-CAM" else f", {method}"
+    gallery = [(beside(image, overlay(image=image, heatmap=cams[f"{layer} / {key}"][0], image_weight=1.0 - opacity)),
+                f"{layer}: {app.classes[c]} ({why}{named})")
+               for layer in layers for key, c, why in wanted]  # fmt: skip
     return top, gallery
+
+
+GAP = 2  # white pixels between the image the model saw and its heatmap
+
+
+def beside(image: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
+    """One picture: the image as the model saw it (left), a white gap, the heatmap over it (right).
+
+    One picture per heatmap, not two: the crop and its heatmap stay side by side at any width, and the page (or
+    a client) fetches one file per layer.
+    """
+    gap = np.full((image.shape[0], GAP, 3), 255, np.uint8)
+    return np.concatenate([image, gap, heatmap], axis=1)
 
 
 def _answer(

@@ -136,8 +136,8 @@ def build_ui(*, app: AppModel, title: str | None = None) -> gr.Blocks:
                         explain_button = gr.Button("Top classes + Grad-CAM", variant="primary", elem_id="explain")
                 with gr.Column():
                     top = gr.Label(label="Top classes", elem_id="top")
-                    cams = gr.Gallery(label="What the model saw, and Grad-CAM", columns=3, format="png",
-                                      object_fit="contain", height="auto", elem_id="cams")  # fmt: skip
+                    cams = gr.Gallery(label="Grad-CAM: the image as the model saw it, and where it looked", columns=1,
+                                      format="png", object_fit="contain", height="auto", elem_id="cams")  # fmt: skip
             if app.examples:
                 gr.Examples(examples=[[str(p)] for p in app.examples], inputs=[image], examples_per_page=10,
                             example_labels=[example_label(p) for p in app.examples],
