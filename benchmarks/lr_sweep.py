@@ -48,7 +48,7 @@ PROXIES: dict[str, dict[str, Any]] = {
     "tinyimagenet": {"width": 0.25, "classes": 20, "train_images": 0, "held_out": 2_000, "epochs": 8,
                      "peak_epoch": 2},
 }  # fmt: skip
-GRID = (0.001, 0.004, 0.016, 0.0625, 0.125, 0.25, 0.5, 1.0)  # fixed peaks: x4 apart at the ends, x2 near the middle
+GRID = (0.001, 0.004, 0.016, 0.0625, 0.125, 0.25, 0.5, 1.0, 2.0)  # fixed peaks: x4 apart low down, x2 from 0.0625
 # The full networks' peaks the proxies must agree with (within x2): Page's 0.4 with logits x 0.125 for ResNet-9
 # (91.53% at full length, benchmarks/results/cifar10_cpu.json); the seeds' 0.1 for ResNet18 on Tiny ImageNet.
 FULL_PEAK = {"cifar10": (0.4, "Page's recipe (configs/cifar10_custom_resnet.yaml): 91.53% at full length"),
@@ -82,16 +82,18 @@ def proxy_recipe(workload: str, *, seed: int, max_lr: float | None, out_dir: Pat
                        out_dir=str(out_dir), resume=(out_dir / "checkpoint.pt").exists())  # fmt: skip
 
 
-def train_once(workload: str, data: ImageData, recipe: Recipe) -> float:
-    """The held-out accuracy after training the proxy network with this recipe (a finished run is reused)."""
+def train_once(workload: str, data: ImageData, recipe: Recipe) -> tuple[float, float]:
+    """(held-out accuracy, seconds of fit) after training the proxy network with this recipe (a finished run is
+    reused, with the seconds it took then)."""
     done = Path(recipe.outputs.out_dir) / "metrics.json"
     if done.is_file():
         m = json.loads(done.read_text())
         if m.get("finished") and m["params"]["max_lr"] == recipe.optim.max_lr:
-            return float(m["test_acc"])
+            return float(m["test_acc"]), float(m["wall_seconds"])
     net = build_model(name=recipe.network.model, num_classes=data.num_classes, seed=recipe.machine.seed,
                       logit_scale=recipe.network.logit_scale, width=PROXIES[workload]["width"])  # fmt: skip
-    return float(fit(net, data, recipe).metrics["test_acc"])
+    m = fit(net, data, recipe).metrics
+    return float(m["test_acc"]), float(m["wall_seconds"])
 
 
 def sweep(workload: str, *, data: ImageData, seeds: int, grid: tuple[float, ...], out_root: Path, quick: bool,
@@ -102,8 +104,8 @@ def sweep(workload: str, *, data: ImageData, seeds: int, grid: tuple[float, ...]
         for max_lr in grid:
             recipe = proxy_recipe(workload, seed=seed, max_lr=max_lr, out_dir=out_root / f"lr{max_lr:g}-seed{seed}",
                                   quick=quick)  # fmt: skip
-            score = train_once(workload, data, recipe)
-            runs.append({"max_lr": max_lr, "seed": seed, "score": score})
+            score, seconds = train_once(workload, data, recipe)
+            runs.append({"max_lr": max_lr, "seed": seed, "score": score, "fit_seconds": round(seconds, 1)})
             log(f"{workload} seed {seed} max_lr {max_lr:g}: held-out accuracy {score:.2%}")
     rules: dict[str, dict[str, Any]] = {rule: {"runs": []} for rule in RULES}
     curves = []
@@ -119,8 +121,8 @@ def sweep(workload: str, *, data: ImageData, seeds: int, grid: tuple[float, ...]
             pick = float(found["suggestions"][rule])
             recipe = proxy_recipe(workload, seed=seed, max_lr=pick, out_dir=out_root / f"{rule}-seed{seed}",
                                   quick=quick)  # fmt: skip
-            score = train_once(workload, data, recipe)
-            rules[rule]["runs"].append({"seed": seed, "max_lr": pick, "score": score})
+            score, seconds = train_once(workload, data, recipe)
+            rules[rule]["runs"].append({"seed": seed, "max_lr": pick, "score": score, "fit_seconds": round(seconds, 1)})
             log(f"{workload} seed {seed} rule {rule}: max_lr {pick:.3g}, held-out accuracy {score:.2%}")
     for r in rules.values():
         r["max_lr"] = math.exp(statistics.mean(math.log(x["max_lr"]) for x in r["runs"]))  # geometric mean
@@ -225,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     result["summary"] = summary(result)
+    every = [*result["grid"], *(run for r in result["rules"].values() for run in r["runs"])]
+    result["fit_seconds"] = round(sum(run["fit_seconds"] for run in every), 1)  # the runs' own, reused or not
     command = " ".join(["python benchmarks/lr_sweep.py", *(argv if argv is not None else sys.argv[1:])])
     result.update({"device": str(dev), **provenance(dev), "versions": versions(), "quick": a.quick,
                    "command": command, "seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
