@@ -281,3 +281,16 @@ def overlay(*, image: np.ndarray, heatmap: np.ndarray, image_weight: float = 0.5
 
     mask = np.clip(heatmap.astype(np.float32), 0.0, 1.0)
     return show_cam_on_image(image.astype(np.float32) / 255.0, mask, use_rgb=True, image_weight=image_weight)
+
+
+GAP = 2  # white pixels between the image the model saw and its heatmap
+
+
+def beside(image: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
+    """One picture: the image as the model saw it (left), a white gap, the heatmap over it (right).
+
+    One picture per heatmap, not two: the crop and its heatmap stay side by side at any width, and the page (or
+    a client) fetches one file per layer.
+    """
+    gap = np.full((image.shape[0], GAP, 3), 255, np.uint8)
+    return np.concatenate([image, gap, heatmap], axis=1)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..analysis import CAM_METHODS, explain, grad_cams, library_cams, overlay
+from ..analysis import CAM_METHODS, beside, explain, grad_cams, library_cams, overlay
 from ..images import ALLOWED_FORMATS, ImageError, formats_text
 from ..inference import eval_logits, load_image, normalize, ranked, top_classes
 from ..models import gradcam_layers
@@ -210,19 +210,6 @@ def explain_image(
                 f"{layer}: {app.classes[c]} ({why}{named})")
                for layer in layers for key, c, why in wanted]  # fmt: skip
     return top, gallery
-
-
-GAP = 2  # white pixels between the image the model saw and its heatmap
-
-
-def beside(image: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-    """One picture: the image as the model saw it (left), a white gap, the heatmap over it (right).
-
-    One picture per heatmap, not two: the crop and its heatmap stay side by side at any width, and the page (or
-    a client) fetches one file per layer.
-    """
-    gap = np.full((image.shape[0], GAP, 3), 255, np.uint8)
-    return np.concatenate([image, gap, heatmap], axis=1)
 
 
 def _answer(
