@@ -201,8 +201,8 @@ def explain_image(
         targets["chosen"] = [class_index(app=app, name=also_class)]
     logits, cams = _answer(app=app, image=image, layers=layers, targets=targets, method=method)
     top = ranked(logits, app.classes, k=k)[0]
-    predicted = int(logits.argmax(1)[0])  # the class the "predicted" heatmaps explain
-    wanted = [("predicted", predicted, f"predicted, {float(logits.softmax(1)[0, predicted]):.0%}")]
+    predicted = int(logits.argmax(1)[0])  # the class the "predicted" heatmaps explain; top[0] gives its probability
+    wanted = [("predicted", predicted, f"predicted, {top[0][1]:.0%}")]
     if also_class and targets["chosen"][0] != predicted:
         wanted.append(("chosen", targets["chosen"][0], "your choice"))
     named = "" if method == "Grad-CAM" else f", {method}"
