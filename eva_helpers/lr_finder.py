@@ -66,8 +66,10 @@ def steepest_lr(*, lr, loss, skip_start: int = 10, skip_end: int = 5) -> float:
     return float(window_lr[np.gradient(window_loss).argmin()])
 
 
-RULES = ("valley", "steep", "minimum")  # how a suggestion is read off the curve; lr_rule picks one
+RULES = ("valley", "steep", "minimum", "blowup")  # how a suggestion is read off the curve; lr_rule picks one
 MIN_DROP = 0.05  # a curve whose loss never falls by 5% of its start has no usable descent
+BLOWUP_CLIMB = 0.25  # the loss has blown up once it climbs a quarter of the curve's whole fall above its best so far
+BLOWUP_FACTOR = 10.0  # the blowup rule trains an order of magnitude below the blow-up (Smith's margin)
 
 
 def suggest(*, lr, loss) -> tuple[dict[str, float], str | None]:
@@ -75,7 +77,10 @@ def suggest(*, lr, loss) -> tuple[dict[str, float], str | None]:
 
     - valley: the middle of the longest stretch over which the loss keeps falling (fastai's idea);
     - steep: where the loss falls fastest, after the first points (torch-lr-finder's rule, cut at the minimum);
-    - minimum: a tenth of the LR at the loss minimum.
+    - minimum: a tenth of the LR at the loss minimum;
+    - blowup: the largest LR before the loss blows up (climbs BLOWUP_CLIMB of the curve's whole fall above its
+      best so far), divided by BLOWUP_FACTOR; a curve that never blows up gives its last LR, a lower bound,
+      divided the same way.
 
     Past the minimum the loss has blown up, and a later dip (the loss falling back from its blow-up
     before it diverges) is no place to train at. Returns ({rule: lr}, None), or, for a curve with no
@@ -99,7 +104,16 @@ def suggest(*, lr, loss) -> tuple[dict[str, float], str | None]:
         "valley": float(lr[_valley_middle(descent)]),
         "steep": float(lr[steep]),
         "minimum": float(lr[low] / 10),
+        "blowup": float(lr[_blowup(loss)] / BLOWUP_FACTOR),
     }, None
+
+
+def _blowup(loss: np.ndarray) -> int:
+    """The last index before the loss first climbs BLOWUP_CLIMB of the whole fall above its best so far (else the
+    last index). Measured against the whole fall, the noise of a flat start never counts as a blow-up."""
+    best = np.minimum.accumulate(loss)
+    up = np.flatnonzero(loss - best > BLOWUP_CLIMB * (loss[0] - loss.min()))
+    return int(up[0]) - 1 if len(up) else len(loss) - 1
 
 
 def _valley_middle(loss: np.ndarray) -> int:

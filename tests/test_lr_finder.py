@@ -139,6 +139,24 @@ def test_valley_is_the_middle_of_the_longest_fall():
     assert 10**-3 <= got["valley"] <= 10**-2
 
 
+def test_blowup_is_a_tenth_of_the_last_lr_before_the_loss_climbs_a_quarter_of_its_fall():
+    # falls from 3.0 to 2.0 by 1e-1, then climbs: 2.25 (a quarter of the fall above the best) is passed at 10**-0.75
+    lr, loss = _curve([(-5, 3.0), (-3, 2.9), (-1, 2.0), (0, 3.0), (1, 9.0)])
+    got, _ = suggest(lr=lr, loss=loss)
+    first_up = np.flatnonzero(loss > 2.25 + 1e-12)
+    first_up = first_up[first_up > loss.argmin()][0]
+    assert got["blowup"] == pytest.approx(lr[first_up - 1] / 10)
+    assert 10**-1.85 <= got["blowup"] <= 10**-1.75
+
+
+def test_blowup_ignores_the_noise_of_a_flat_start_and_gives_a_lower_bound_when_nothing_blows_up():
+    rng = np.random.default_rng(0)
+    lr, loss = _curve([(-5, 2.3), (-2, 2.3), (1, 1.9)])  # falls to the end and never climbs
+    loss = loss + rng.normal(0, 0.002, len(loss))  # wiggles far smaller than a quarter of the fall
+    got, _ = suggest(lr=lr, loss=loss)
+    assert got["blowup"] == pytest.approx(lr[-1] / 10)
+
+
 @pytest.mark.parametrize("shape", ["flat", "rising"])
 def test_a_curve_without_a_descent_warns_what_to_try(shape):
     points = [(-5, 2.3), (1, 2.29)] if shape == "flat" else [(-5, 2.3), (1, 7.0)]
@@ -199,7 +217,7 @@ def test_each_rule_reads_its_own_point_of_a_real_curve():
                        .read_text())  # fmt: skip
     lr, loss = np.array(saved["lr"]), np.array(saved["loss"])
     got, warning = suggest(lr=lr, loss=loss)
-    assert warning is None and len(set(got.values())) == 3
+    assert warning is None and len(set(got.values())) == len(RULES)
     low = int(loss.argmin())
     assert got["minimum"] == pytest.approx(lr[low] / 10, rel=1e-12)
     finder = LRFinder.__new__(LRFinder)  # the library's rule on the descent only, with the same first points cut
@@ -209,4 +227,7 @@ def test_each_rule_reads_its_own_point_of_a_real_curve():
     assert got["steep"] == theirs
     valley = int(np.searchsorted(lr, got["valley"]))
     assert 0 < valley < low and loss[valley] < loss[0] and loss[valley] > loss[low]
-    assert got == pytest.approx(saved["suggestions"], rel=1e-12)  # and what the committed picture shows
+    assert {k: got[k] for k in saved["suggestions"]} == pytest.approx(saved["suggestions"], rel=1e-12)  # the picture
+    best = np.minimum.accumulate(loss)  # blowup: the last LR before the loss climbs a quarter of its fall, / 10
+    climbed = int(np.argmax(loss - best > (loss[0] - loss.min()) / 4))
+    assert low < climbed and got["blowup"] == pytest.approx(lr[climbed - 1] / 10, rel=1e-12)
