@@ -7,6 +7,7 @@ import pytest
 from scripts import load_script
 
 from eva_helpers.lr_finder import RULES
+from eva_helpers.recipe import SPEC
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,8 +58,16 @@ def test_quick_writes_a_result_file_that_never_reads_the_test_split(lr_sweep, tm
     r = json.loads((tmp_path / "lr_sweep_cifar10_quick.json").read_text())
     assert [g["max_lr"] for g in r["grid"]] == list(lr_sweep.QUICK["grid"]) and r["quick"] is True
     assert set(r["rules"]) == set(RULES) and all(len(x["runs"]) == 1 for x in r["rules"].values())
-    assert "held-out training images" in r["scored_on"] and r["default_rule"] == "valley"
-    assert set(r["summary"]) == {"grid_means", "best_fixed", "rules"}
+    assert "held-out training images" in r["scored_on"] and r["default_rule"] == SPEC["lr_rule"].default
+    assert set(r["summary"]) == {"grid_means", "best_fixed", "rules", "variants"}
+    best = r["summary"]["best_fixed"]["max_lr"]
+    for name, variant in r["variants"].items():  # each variant trained at the best fixed peak, with its change
+        assert variant["max_lr"] == best and len(variant["runs"]) == 1
+        assert r["summary"]["variants"][name]["points_vs_best_fixed"] == pytest.approx(
+            100 * (variant["score"] - r["summary"]["best_fixed"]["score"]))
+    runs = tmp_path / "runs" / "lr_sweep_cifar10"
+    assert [json.loads(m.read_text())["params"]["label_smoothing"] for m in runs.glob("label_smoothing*/metrics.json")
+            ] == [0.1]  # the variant's run trained with its change  # fmt: skip
     assert all(0 <= g["score"] <= 1 for g in r["grid"])
     # a second run reuses every finished run (a killed sweep continues): same scores, nothing trained again
     first = {(g["max_lr"], g["seed"]): g["score"] for g in r["grid"]}
