@@ -19,7 +19,7 @@ from torch import nn
 from .data import ImageData
 from .device import all_reduce_sum, precision_name
 from .files import save_json
-from .lr_finder import lr_range_test
+from .lr_finder import lr_range_test, suggest
 from .recipe import Recipe
 from .run_setup import Setup, prepare, recipe_sgd
 from .schedule import one_cycle_lr
@@ -64,7 +64,9 @@ def range_test(setup: Setup, *, reuse: str | Path | None = None) -> dict[str, An
     fingerprint = range_test_fingerprint(setup)
     earlier = _read_result(reuse)
     if isinstance(earlier, dict) and earlier.get("fingerprint") == fingerprint:
-        return {**earlier, "rule": rt.lr_rule, "suggested_lr": earlier["suggestions"][rt.lr_rule], "reused": True}
+        suggestions, _ = suggest(lr=earlier["lr"], loss=earlier["loss"])  # read again: a saved file may predate a rule
+        return {**earlier, "rule": rt.lr_rule, "suggestions": suggestions, "suggested_lr": suggestions[rt.lr_rule],
+                "reused": True}  # fmt: skip
     setup.train_loader.set_epoch(-1)  # its own shuffle, so training epochs draw the same data with or without it
     found = lr_range_test(model=setup.model, optimizer=recipe_sgd(setup.model, optim, lr=rt.finder_start_lr),
                           criterion=nn.CrossEntropyLoss(label_smoothing=optim.label_smoothing),

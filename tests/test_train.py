@@ -13,6 +13,7 @@ from fakes import make_cifar10_batches
 
 from eva_helpers import engine
 from eva_helpers.files import load_torch
+from eva_helpers.lr_finder import RULES
 from eva_helpers.model_file import load_trained
 from eva_helpers.recipe import check_params, load_recipe, read_config
 from eva_helpers.train import main, run
@@ -73,7 +74,7 @@ def test_fit_writes_every_product(cifar, tmp_path):
     finder = json.loads((out / "lr_finder.json").read_text())
     assert finder["suggested_lr"] == max_lr and len(finder["lr"]) == len(finder["loss"]) > 0
     assert finder["rule"] == "valley" and finder["suggestions"]["valley"] == max_lr
-    assert set(finder["suggestions"]) == {"valley", "steep", "minimum"}
+    assert set(finder["suggestions"]) == set(RULES)
     saved = torch.load(out / "model.pt", weights_only=True)
     assert set(saved) == {"model", "meta"} and saved["meta"]["num_classes"] == 10
     model, meta = load_trained(out_dir=out)
@@ -329,6 +330,11 @@ def test_notebook_03s_range_test_is_reused_only_for_the_same_model_data_and_sett
     _, result = train(params.replace(lr_rule="steep"))  # notebook 04 in the same out_dir
     assert ran == [] and result.metrics["lr_range_test_reused"] is True
     assert result.metrics["max_lr"] == finder["suggestions"]["steep"]
+    older = {**finder, "suggestions": {k: v for k, v in finder["suggestions"].items() if k != "blowup"}}
+    save_json(obj=older, path=tmp_path / "lr_finder.json")  # written before the blowup rule existed
+    _, result = train(params.replace(lr_rule="blowup"))  # its curve is read again, not run again
+    assert ran == [] and result.metrics["max_lr"] == finder["suggestions"]["blowup"]
+    save_json(obj=finder, path=tmp_path / "lr_finder.json")
     for change in ({"weight_decay": 1e-3}, {"seed": 2}, {"logit_scale": 0.5}):
         _, result = train(params.replace(**change))
         assert len(ran) == 1 and result.metrics["lr_range_test_reused"] is False, change
