@@ -91,8 +91,11 @@ def train_once(workload: str, data: ImageData, recipe: Recipe) -> tuple[float, f
     done = Path(recipe.outputs.out_dir) / "metrics.json"
     if done.is_file():
         m = json.loads(done.read_text())
-        if m.get("finished") and m["params"]["max_lr"] == recipe.optim.max_lr and \
-                m["params"]["label_smoothing"] == recipe.optim.label_smoothing:
+        if (
+            m.get("finished")
+            and m["params"]["max_lr"] == recipe.optim.max_lr
+            and m["params"]["label_smoothing"] == recipe.optim.label_smoothing
+        ):
             return float(m["test_acc"]), float(m["wall_seconds"])
     net = build_model(name=recipe.network.model, num_classes=data.num_classes, seed=recipe.machine.seed,
                       logit_scale=recipe.network.logit_scale, width=PROXIES[workload]["width"])  # fmt: skip
@@ -176,6 +179,21 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
                          for name, v in result.get("variants", {}).items()}}  # fmt: skip
 
 
+def chosen_rule(results_dir: Path) -> tuple[str, dict[str, float]]:
+    """The default rule the sweeps choose: of the rules measured on every swept workload, the one whose pick is the
+    fewest held-out points below that workload's best fixed peak, averaged over the workloads. Also {rule: points}."""
+    below: dict[str, list[float]] = {rule: [] for rule in RULES}
+    swept = [json.loads(p.read_text()) for p in sorted(results_dir.glob("lr_sweep_*.json")) if "_quick" not in p.name]
+    for result in swept:
+        for rule in RULES:
+            if rule in result["summary"]["rules"]:
+                below[rule].append(result["summary"]["rules"][rule]["points_below_best"])
+    mean = {rule: statistics.mean(p) for rule, p in below.items() if swept and len(p) == len(swept)}
+    if not mean:
+        raise ValueError(f"no rule is measured on every sweep in {results_dir}; run benchmarks/lr_sweep.py first.")
+    return min(mean, key=mean.get), mean
+
+
 def table(results_dir: Path) -> str:
     """The README's table: per workload, the best fixed peak and each rule's pick, with held-out scores."""
     lines = [
@@ -195,10 +213,14 @@ def table(results_dir: Path) -> str:
         proxy = f"{x['model']} x{x['width']:g}, {x['n_train']:,} images, {x['epochs']} ep"
         best = s["best_fixed"]
         cells = [f"{best['max_lr']:g}", f"{100 * best['score']:.1f}%"]
-        cells += [f"{v['max_lr']:.3g}, {100 * v['score']:.1f}%" if v else "-"
-                  for v in (s["rules"].get(rule) for rule in RULES)]
-        cells += [f"{100 * v['score']:.1f}% ({v['points_vs_best_fixed']:+.1f})" if v else "-"
-                  for v in (s.get("variants", {}).get(name) for name in VARIANTS)]
+        cells += [
+            f"{v['max_lr']:.3g}, {100 * v['score']:.1f}%" if v else "-"
+            for v in (s["rules"].get(rule) for rule in RULES)
+        ]
+        cells += [
+            f"{100 * v['score']:.1f}% ({v['points_vs_best_fixed']:+.1f})" if v else "-"
+            for v in (s.get("variants", {}).get(name) for name in VARIANTS)
+        ]
         lines.append(f"| {workload} | {proxy} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -258,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     result["summary"] = summary(result)
-    every = [*result["grid"], *(run for r in [*result["rules"].values(), *result["variants"].values()]
-                                for run in r["runs"])]
+    every = [
+        *result["grid"],
+        *(run for r in [*result["rules"].values(), *result["variants"].values()] for run in r["runs"]),
+    ]
     result["fit_seconds"] = round(sum(run["fit_seconds"] for run in every), 1)  # the runs' own, reused or not
     command = " ".join(["python benchmarks/lr_sweep.py", *(argv if argv is not None else sys.argv[1:])])
     result.update({"device": str(dev), **provenance(dev), "versions": versions(), "quick": a.quick,

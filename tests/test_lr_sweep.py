@@ -64,7 +64,8 @@ def test_quick_writes_a_result_file_that_never_reads_the_test_split(lr_sweep, tm
     for name, variant in r["variants"].items():  # each variant trained at the best fixed peak, with its change
         assert variant["max_lr"] == best and len(variant["runs"]) == 1
         assert r["summary"]["variants"][name]["points_vs_best_fixed"] == pytest.approx(
-            100 * (variant["score"] - r["summary"]["best_fixed"]["score"]))
+            100 * (variant["score"] - r["summary"]["best_fixed"]["score"])
+        )
     runs = tmp_path / "runs" / "lr_sweep_cifar10"
     assert [json.loads(m.read_text())["params"]["label_smoothing"] for m in runs.glob("label_smoothing*/metrics.json")
             ] == [0.1]  # the variant's run trained with its change  # fmt: skip
@@ -75,3 +76,18 @@ def test_quick_writes_a_result_file_that_never_reads_the_test_split(lr_sweep, tm
     again = json.loads((tmp_path / "lr_sweep_cifar10_quick.json").read_text())
     assert {(g["max_lr"], g["seed"]): g["score"] for g in again["grid"]} == first
     assert again["seconds"] < r["seconds"]
+
+
+def test_the_default_rule_is_the_one_the_committed_sweeps_choose(lr_sweep):
+    rule, points = lr_sweep.chosen_rule(ROOT / "benchmarks" / "results")
+    assert SPEC["lr_rule"].default == rule, f"the sweeps choose {rule!r} (points below the best peak: {points})"
+
+
+def test_the_chosen_rule_loses_the_fewest_points_over_every_workload(lr_sweep, tmp_path):
+    for workload, below in {"cifar10": {"valley": 20, "steep": 2, "minimum": 3},
+                            "tinyimagenet": {"valley": 5, "steep": 6, "minimum": 3}}.items():  # fmt: skip
+        rules = {r: {"max_lr": 0.2, "score": 0.79 - p / 100} for r, p in below.items()}
+        result = fake_result(rules=rules)
+        (tmp_path / f"lr_sweep_{workload}.json").write_text(json.dumps({"summary": lr_sweep.summary(result)}))
+    rule, points = lr_sweep.chosen_rule(tmp_path)
+    assert rule == "minimum" and points == pytest.approx({"valley": 12.5, "steep": 4.0, "minimum": 3.0})
