@@ -107,8 +107,9 @@ class NetworkRecipe(_Group):
 
     model: str = knob("custom_resnet", "'custom_resnet' (ResNet-9, 6.57M parameters) or 'resnet18' (CIFAR-style)",
                       choices=tuple(MODELS))  # fmt: skip
-    logit_scale: float = knob(1.0, "multiply the logits by this (David Page's recipe: 0.125)", low=0, low_open=True)
-    tta: bool = knob(False, "evaluate on each image and its mirror image, logits averaged")
+    logit_scale: float = knob(0.125, "multiply the logits by this (David Page's 1/8; 1.0: unscaled)", low=0,
+                              low_open=True)  # fmt: skip
+    tta: bool = knob(True, "evaluate on each image and its mirror image, logits averaged")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,8 +118,8 @@ class OptimRecipe(_Group):
 
     epochs: int = knob(24, "training epochs", low=1)
     peak_epoch: int = knob(5, "the LR peaks at the end of this epoch", low=1)
-    max_lr: float | None = knob(None, "peak LR; None: run the LR range test and use its suggestion", low=0,
-                                low_open=True)  # fmt: skip
+    max_lr: float | None = knob(0.4, "peak LR (Page's, for ResNet-9 on CIFAR-10); None: the LR range test's suggestion",
+                                low=0, low_open=True)  # fmt: skip
     div_factor: float = knob(100.0, "the LR starts at max_lr / div_factor", low=1)
     final_div_factor: float = knob(100.0, "the LR ends at max_lr / (div_factor * final_div_factor)", low=1)
     batch_size: int = knob(512, "images per step (global, across all ranks)", low=1)
@@ -144,7 +145,7 @@ class RangeTestRecipe(_Group):
     finder_end_lr: float = knob(10.0, "LR range test: last LR (stops early if the loss diverges)", low=0,
                                 low_open=True)  # fmt: skip
     finder_iters: int = knob(100, "LR range test: steps", low=2)
-    lr_rule: str = knob("valley", "LR range test: how the suggestion is read off the curve (see notebook 03)",
+    lr_rule: str = knob("blowup", "LR range test: how the suggestion is read off the curve (see notebook 03)",
                         choices=RULES)  # fmt: skip
 
     def __post_init__(self) -> None:

@@ -93,7 +93,7 @@ def test_the_range_test_found_a_descent_and_each_rule_read_its_own_point():
 
     finder = product("lr_finder.json")
     assert finder["warning"] is None, f"the smoke range test found no descent: {finder['warning']}"
-    assert len(set(finder["suggestions"].values())) == 3, finder["suggestions"]
+    assert len(set(finder["suggestions"].values())) >= 3, finder["suggestions"]  # minimum and blowup may meet
     assert finder["suggestions"] == suggest(lr=finder["lr"], loss=finder["loss"])[0]
     assert finder["suggested_lr"] == finder["suggestions"][finder["rule"]]
     # torch-lr-finder's exponential steps from finder_start_lr to finder_end_lr (20 in tests/smoke.yaml)

@@ -149,7 +149,7 @@ def test_a_narrow_proxy_network_round_trips_through_model_pt(cifar, tmp_path):
     recipe = load_recipe(data_dir=str(cifar), out_dir=str(tmp_path), download=False, epochs=1, peak_epoch=1,
                          batch_size=10, max_lr=0.02, progress=False, precision="fp32", channels_last=False)  # fmt: skip
     data = load_data(recipe)
-    net = build_model(name="custom_resnet", num_classes=10, seed=1, width=0.25)
+    net = build_model(name="custom_resnet", num_classes=10, seed=1, width=0.25, logit_scale=recipe.network.logit_scale)
     fit(net, data, recipe)
     model, meta = load_trained(out_dir=tmp_path)
     assert meta["width"] == 0.25 and model.width == 0.25

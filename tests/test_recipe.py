@@ -106,7 +106,7 @@ def test_a_recipe_is_frozen_and_replace_checks():
     recipe = Recipe()
     with pytest.raises(dataclasses.FrozenInstanceError):
         recipe.optim.epochs = 3  # type: ignore[misc]
-    assert recipe.replace(max_lr="0.4").optim.max_lr == 0.4 and recipe.optim.max_lr is None
+    assert recipe.replace(max_lr="0.2").optim.max_lr == 0.2 and recipe.optim.max_lr == SPEC["max_lr"].default
     with pytest.raises(ValueError, match="max_lr=-1"):
         recipe.replace(max_lr=-1)
 
@@ -130,6 +130,16 @@ def test_configs_read_as_their_recipe():
     assert load_recipe(ROOT / "configs" / "cifar10_custom_resnet.yaml", max_lr=0.2).optim.max_lr == 0.2
     with pytest.raises(FileNotFoundError, match="configs/"):
         read_config(ROOT / "configs" / "nope.yaml")
+
+
+def test_the_defaults_are_the_cifar10_recipe_in_configs_that_was_measured_at_full_length():
+    """Notebook 04 and eva-train with no arguments train configs/cifar10_custom_resnet.yaml (91.53%, README)."""
+    from eva_helpers.data import augment_defaults
+
+    measured = read_config(ROOT / "configs" / "cifar10_custom_resnet.yaml")
+    defaults = {name: p.default for name, p in SPEC.items()}
+    defaults.update({k: v for k, v in augment_defaults(defaults["dataset"]).items() if defaults[k] is None})
+    assert {k: defaults[k] for k in measured} == measured
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from eva_helpers import engine
 from eva_helpers.files import load_torch
 from eva_helpers.lr_finder import RULES
 from eva_helpers.model_file import load_trained
-from eva_helpers.recipe import check_params, load_recipe, read_config
+from eva_helpers.recipe import SPEC, check_params, load_recipe, read_config
 from eva_helpers.train import main, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def test_fit_writes_every_product(cifar, tmp_path):
     assert result.metrics == metrics and result.history == metrics["history"]
     finder = json.loads((out / "lr_finder.json").read_text())
     assert finder["suggested_lr"] == max_lr and len(finder["lr"]) == len(finder["loss"]) > 0
-    assert finder["rule"] == "valley" and finder["suggestions"]["valley"] == max_lr
+    assert finder["rule"] == SPEC["lr_rule"].default and finder["suggestions"][finder["rule"]] == max_lr
     assert set(finder["suggestions"]) == set(RULES)
     saved = torch.load(out / "model.pt", weights_only=True)
     assert set(saved) == {"model", "meta"} and saved["meta"]["num_classes"] == 10

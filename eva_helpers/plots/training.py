@@ -11,14 +11,15 @@ from matplotlib.ticker import MaxNLocator
 from ..validate import whole
 from .common import _subplots
 
-RULE_COLOURS = {"valley": "tab:green", "steep": "tab:orange", "minimum": "tab:purple"}
+RULE_COLOURS = {"valley": "tab:green", "steep": "tab:orange", "minimum": "tab:purple", "blowup": "tab:red"}
 
 
 def plot_lr_finder(*, lr: Sequence[float], loss: Sequence[float], suggestions: Mapping[str, float] | None = None,
                    rule: str | None = None, diverged: bool = False) -> Figure:  # fmt: skip
     """The LR range test's smoothed loss against the LR (log x): every rule's suggestion, the chosen one large.
 
-    What lies past the loss minimum is shaded: there the loss has blown up, and no suggestion is read there.
+    What lies past the loss minimum is shaded: there the loss climbs, and only blowup reads it (where the climb
+    begins in earnest, to divide that LR by ten).
     """
     lr, loss = np.asarray(lr, dtype=float), np.asarray(loss, dtype=float)
     if lr.ndim != 1 or lr.shape != loss.shape or len(lr) < 2:
@@ -36,7 +37,7 @@ def _draw_lr_finder(ax, *, lr: np.ndarray, loss: np.ndarray, suggestions, rule, 
     ax.set_xscale("log")
     finite = np.isfinite(loss)
     low = int(np.flatnonzero(finite)[loss[finite].argmin()])
-    ax.axvspan(lr[low], lr[-1], color="tab:gray", alpha=0.15, label="past the minimum: not used")
+    ax.axvspan(lr[low], lr[-1], color="tab:gray", alpha=0.15, label="past the minimum: the loss climbs")
     for name, value in (suggestions or {}).items():
         at = float(np.interp(np.log(value), np.log(lr), loss))
         chosen = name == rule
