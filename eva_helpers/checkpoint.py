@@ -43,10 +43,12 @@ class RunLog:
 
 
 def save_checkpoint(*, path: Path, identity: dict, max_lr: float, lr_finder: dict | None, model: nn.Module,
-                    optimizer, scheduler, scaler, precision: str, log: RunLog, elapsed: float) -> None:  # fmt: skip
+                    optimizer, scheduler, scaler, precision: str, log: RunLog, elapsed: float,
+                    ema: nn.Module | None = None) -> None:  # fmt: skip
     """Write everything an interrupted run needs to continue to the same weights, atomically.
 
-    elapsed: the seconds this fit call has run so far, added to the wall clock of the runs it resumed.
+    elapsed: the seconds this fit call has run so far, added to the wall clock of the runs it resumed; ema: the
+    weights' moving average (an AveragedModel), if the run keeps one.
     """
     save_torch(
         path=path,
@@ -57,6 +59,7 @@ def save_checkpoint(*, path: Path, identity: dict, max_lr: float, lr_finder: dic
             "max_lr": max_lr,
             "lr_finder": lr_finder,
             "model": model.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
@@ -71,12 +74,13 @@ def save_checkpoint(*, path: Path, identity: dict, max_lr: float, lr_finder: dic
     )
 
 
-def load_checkpoint(*, path: Path, resume: bool, identity: dict, may_differ: set[str], device: torch.device,
-                    rank: int) -> dict | None:  # fmt: skip
+def load_checkpoint(*, path: Path, resume: bool, identity: dict, may_differ: set[str], defaults: dict,
+                    device: torch.device, rank: int) -> dict | None:  # fmt: skip
     """The checkpoint to continue from (checked against this run), or None to start afresh; stale temp files go.
 
     Every entry of `identity` must match the checkpoint's, except those named in `may_differ` (where and how fast
-    the run goes: the recipe fields marked resume_may_differ). The precision may change too (a bf16 run from an
+    the run goes: the recipe fields marked resume_may_differ); a parameter newer than the checkpoint counts as
+    its entry in `defaults` (what runs did before it existed). The precision may change too (a bf16 run from an
     A100 resumed on a T4 in fp16); restore then warns. The state is loaded onto the CPU whatever `device` is.
     """
     if rank == 0 and path.parent.is_dir():
@@ -102,6 +106,7 @@ def load_checkpoint(*, path: Path, resume: bool, identity: dict, may_differ: set
             f"resume=True but {path} was written by another version of eva_helpers; choose a new "
             "out_dir, or delete it to start again."
         )
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     diff = {
         k: (saved.get(k), identity.get(k))
         for k in set(saved) | set(identity)
@@ -116,9 +121,12 @@ def load_checkpoint(*, path: Path, resume: bool, identity: dict, may_differ: set
     return state
 
 
-def restore(*, state: dict, model: nn.Module, optimizer, scheduler, scaler, precision: str) -> RunLog:
-    """Put the checkpoint's weights, optimiser, schedule, scaler and RNG states back; return the run so far."""
-    for part, obj in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
+def restore(*, state: dict, model: nn.Module, optimizer, scheduler, scaler, precision: str,
+            ema: nn.Module | None = None) -> RunLog:  # fmt: skip
+    """Put the checkpoint's weights (and their moving average), optimiser, schedule, scaler and RNG states back;
+    return the run so far."""
+    parts = [("model", model), ("optimizer", optimizer), ("scheduler", scheduler)]
+    for part, obj in parts + ([("ema", ema)] if ema is not None else []):
         obj.load_state_dict(state[part])
     ran = state.get("precision")
     if ran != precision:

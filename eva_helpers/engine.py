@@ -39,8 +39,10 @@ def train_epoch(
     channels_last: bool = True,
     progress: bool = True,
     check_every: int = 20,
+    ema: torch.optim.swa_utils.AveragedModel | None = None,
 ) -> dict:
-    """Train for one pass over `loader`, stepping the scheduler after every batch.
+    """Train for one pass over `loader`, stepping the scheduler (and `ema`, the weights' moving average, if given)
+    after every batch.
 
     Returns the epoch's mean loss, accuracy, image count and the LR each step used. Losses stay
     on the device and are checked for NaN/inf every `check_every` steps, so a GPU is not made to
@@ -68,6 +70,8 @@ def train_epoch(
             loss.backward()
             optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)  # a DDP or compiled wrapper yields the same parameters in order
         losses[step] = loss.detach().float()
         correct += (out.argmax(1) == y).sum()
         seen += len(y)

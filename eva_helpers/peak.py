@@ -19,7 +19,8 @@ from torch import nn
 from .data import ImageData
 from .device import all_reduce_sum, precision_name
 from .files import save_json
-from .lr_finder import lr_range_test, suggest
+from .lr_finder import PROBE, RULES, lr_range_test, suggest
+from .probe import probe_peak
 from .recipe import Recipe
 from .run_setup import Setup, prepare, recipe_sgd
 from .schedule import one_cycle_lr
@@ -61,18 +62,19 @@ def range_test(setup: Setup, *, reuse: str | Path | None = None) -> dict[str, An
             return None
         setup = prepare(setup.model, setup.data, setup.recipe, rank=0, world=1)
     rt, optim = setup.recipe.range_test, setup.recipe.optim
+    rule = rt.lr_rule if rt.lr_rule in RULES else "blowup"  # the probe starts from blowup's pick (choose_peak)
     fingerprint = range_test_fingerprint(setup)
     earlier = _read_result(reuse)
     if isinstance(earlier, dict) and earlier.get("fingerprint") == fingerprint:
         suggestions, _ = suggest(lr=earlier["lr"], loss=earlier["loss"])  # read again: a saved file may predate a rule
-        return {**earlier, "rule": rt.lr_rule, "suggestions": suggestions, "suggested_lr": suggestions[rt.lr_rule],
+        return {**earlier, "rule": rule, "suggestions": suggestions, "suggested_lr": suggestions[rule],
                 "reused": True}  # fmt: skip
     setup.train_loader.set_epoch(-1)  # its own shuffle, so training epochs draw the same data with or without it
     found = lr_range_test(model=setup.model, optimizer=recipe_sgd(setup.model, optim, lr=rt.finder_start_lr),
                           criterion=nn.CrossEntropyLoss(label_smoothing=optim.label_smoothing),
                           train_loader=setup.train_loader, device=setup.device, start_lr=rt.finder_start_lr,
                           end_lr=rt.finder_end_lr, num_iter=rt.finder_iters, amp_dtype=setup.amp_dtype,
-                          rule=rt.lr_rule, progress=setup.recipe.machine.progress)  # fmt: skip
+                          rule=rule, progress=setup.recipe.machine.progress)  # fmt: skip
     return {**found, "fingerprint": fingerprint, "reused": False}
 
 
@@ -95,7 +97,7 @@ def range_test_fingerprint(setup: Setup) -> str:
     r = setup.recipe
     shaping = {**asdict(r.range_test), **asdict(r.optim), "seed": r.machine.seed, "loader": r.machine.loader,
                "channels_last": r.machine.channels_last, "num_workers": r.machine.num_workers}  # fmt: skip
-    for later in ("epochs", "peak_epoch", "max_lr", "div_factor", "final_div_factor", "lr_rule"):
+    for later in ("epochs", "peak_epoch", "max_lr", "div_factor", "final_div_factor", "lr_rule", "ema"):
         shaping.pop(later)  # the training schedule and the reading of the curve do not change the curve
     described = {**shaping, "model": type(setup.model).__name__,
                  "logit_scale": getattr(setup.model, "logit_scale", 1.0), "augment": setup.augment,
@@ -108,15 +110,31 @@ def range_test_fingerprint(setup: Setup) -> str:
 def choose_peak(setup: Setup, *, saved: Path) -> Peak:
     """The recipe's max_lr, or (max_lr None) the range test's suggestion, reusing the one in `saved` when it matches.
 
+    With lr_rule 'probe' the rehearsals of probe.py choose among blowup's pick and below (reused from `saved` too).
     A range test that ran is written to `saved` (by rank 0); under DDP every rank gets rank 0's suggestion.
     """
     if setup.recipe.optim.max_lr is not None:
         return Peak(max_lr=setup.recipe.optim.max_lr, source="given", steps_per_epoch=len(setup.train_loader))
     found = range_test(setup, reuse=saved)
+    if setup.recipe.range_test.lr_rule == PROBE and setup.rank == 0:
+        found = _probe(setup, found)
     max_lr = all_reduce_sum([found["suggested_lr"] if setup.rank == 0 else 0.0], setup.device)[0]
     if setup.rank == 0 and not found["reused"]:
         save_json(obj=found, path=saved)
     return Peak(max_lr=max_lr, source="lr range test", steps_per_epoch=len(setup.train_loader), lr_finder=found)
+
+
+def _probe(setup: Setup, found: dict[str, Any]) -> dict[str, Any]:
+    """The probe's choice on one process; under DDP only a saved one (the rehearsals train on one device)."""
+    if setup.world == 1:
+        return probe_peak(setup, found)
+    if found.get("probe") is None:
+        raise ValueError(
+            "lr_rule='probe' trains short rehearsals on one device, so it cannot start under torchrun; run peak_lr "
+            "(notebook 04's peak cell) with the same recipe and out_dir on one GPU first (its lr_finder.json is then "
+            "reused), or give max_lr, or choose a rule read off the curve (lr_rule='blowup')."
+        )
+    return probe_peak(prepare(setup.model, setup.data, setup.recipe, rank=0, world=1), found)
 
 
 def peak_lr(model: nn.Module, data: ImageData, recipe: Recipe) -> Peak:

@@ -24,7 +24,7 @@ from .data import DATASETS
 from .device import PRECISIONS, check_device_name
 from .files import project_root
 from .loaders import LOADERS
-from .lr_finder import RULES
+from .lr_finder import LR_RULES
 from .models import MODELS
 from .validate import choice, coerce, nearest_name, real, whole
 
@@ -127,6 +127,8 @@ class OptimRecipe(_Group):
     nesterov: bool = knob(True, "Nesterov momentum")
     weight_decay: float = knob(5e-4, "L2 weight decay", low=0)
     label_smoothing: float = knob(0.0, "cross-entropy label smoothing", low=0, high=1, high_open=True)
+    ema: float = knob(0.0, "evaluate and save a moving average of the weights, this decay per step (0: off)", low=0,
+                      high=1, high_open=True)  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -145,8 +147,8 @@ class RangeTestRecipe(_Group):
     finder_end_lr: float = knob(10.0, "LR range test: last LR (stops early if the loss diverges)", low=0,
                                 low_open=True)  # fmt: skip
     finder_iters: int = knob(100, "LR range test: steps", low=2)
-    lr_rule: str = knob("blowup", "LR range test: how the suggestion is read off the curve (see notebook 03)",
-                        choices=RULES)  # fmt: skip
+    lr_rule: str = knob("blowup", "LR range test: how the suggestion is read off the curve, or 'probe' (notebook 03)",
+                        choices=LR_RULES)  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()

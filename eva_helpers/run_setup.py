@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .augment import albumentations_steps, albumentations_train, resolve_augment
 from .data import ImageData
@@ -20,6 +21,7 @@ from .device import pick_device, pick_precision, rank_and_world
 from .loaders import eval_batch_size, make_loaders
 from .models import build_model
 from .recipe import OptimRecipe, Recipe
+from .schedule import one_cycle
 
 
 @dataclass
@@ -108,3 +110,27 @@ def recipe_sgd(model: nn.Module, optim: OptimRecipe, *, lr: float) -> torch.opti
     """make_sgd with the recipe's momentum, Nesterov and weight decay: the one optimiser of training and range test."""
     return make_sgd(model=model, lr=lr, momentum=optim.momentum, nesterov=optim.nesterov,
                     weight_decay=optim.weight_decay)  # fmt: skip
+
+
+@dataclass
+class OneCycle:
+    """What a training loop steps: the optimiser, its One-Cycle schedule, the fp16 loss scaler, the loss, the EMA."""
+
+    optimizer: torch.optim.SGD
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    criterion: nn.Module
+    ema: AveragedModel | None  # the weights' moving average (BatchNorm's statistics too), when the recipe keeps one
+
+
+def one_cycle_parts(model: nn.Module, setup: Setup, *, max_lr: float) -> OneCycle:
+    """The recipe's One-Cycle SGD at this peak for `model` (training.fit's and the probe's rehearsals')."""
+    o = setup.recipe.optim
+    optimizer = recipe_sgd(model, o, lr=max_lr)
+    scheduler = one_cycle(optimizer=optimizer, max_lr=max_lr, epochs=o.epochs, peak_epoch=o.peak_epoch,
+                          steps_per_epoch=len(setup.train_loader), div_factor=o.div_factor,
+                          final_div_factor=o.final_div_factor)  # fmt: skip
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(o.ema), use_buffers=True) if o.ema else None
+    return OneCycle(optimizer=optimizer, scheduler=scheduler,
+                    scaler=torch.amp.GradScaler(setup.device.type, enabled=setup.amp_dtype == torch.float16),
+                    criterion=nn.CrossEntropyLoss(label_smoothing=o.label_smoothing), ema=ema)  # fmt: skip

@@ -30,8 +30,7 @@ from .model_file import save_model
 from .models import model_name
 from .peak import LR_FINDER_FILE, Peak, choose_peak
 from .recipe import SPEC, TRAIN_PARAMS, Recipe
-from .run_setup import prepare, recipe_sgd
-from .schedule import one_cycle
+from .run_setup import one_cycle_parts, prepare
 
 _PRODUCTS = {"checkpoint": "checkpoint.pt", "metrics": "metrics.json", "model": "model.pt", "lr_finder": LR_FINDER_FILE}
 
@@ -85,7 +84,8 @@ def fit(model: nn.Module, data: ImageData, recipe: Recipe) -> FitResult:
     Every epoch ends with an atomic checkpoint in out_dir; resume=True continues from it and ends with the same
     weights and metrics as an uninterrupted run (bitwise on the CPU). With max_lr None the LR range test runs
     first (lr_finder.json; notebook 03's or peak_lr's is reused when it matches) and its suggestion is the peak.
-    `model` must be the recipe's network (new_model builds it): model.pt records the recipe as the truth.
+    `model` must be the recipe's network (new_model builds it): model.pt records the recipe as the truth. With
+    ema > 0 the moving average of the weights is what every epoch evaluates, and what `model` holds at the end.
     """
     started = time.perf_counter()
     _check_model(model, recipe)
@@ -99,7 +99,8 @@ def fit(model: nn.Module, data: ImageData, recipe: Recipe) -> FitResult:
     may_differ = {n for n, p in SPEC.items() if p.resume_may_differ}
     may_differ |= {f"data.{n}" for n in may_differ}
     state = load_checkpoint(path=paths["checkpoint"], resume=recipe.outputs.resume, identity=identity,
-                            may_differ=may_differ, device=dev, rank=rank)  # fmt: skip
+                            may_differ=may_differ, defaults={n: SPEC[n].default for n in TRAIN_PARAMS}, device=dev,
+                            rank=rank)  # fmt: skip
 
     if state is not None:
         found = state.get("lr_finder")
@@ -112,16 +113,15 @@ def fit(model: nn.Module, data: ImageData, recipe: Recipe) -> FitResult:
     # The One-Cycle recipe: SGD, a schedule stepped after every batch, and the loop over epochs.
     net = distributed(model=model, device=dev, sync_bn=machine.sync_bn) if world > 1 else model
     net = torch.compile(net) if machine.compile else net
-    optimizer = recipe_sgd(model, o, lr=max_lr)
+    parts = one_cycle_parts(model, setup, max_lr=max_lr)
+    optimizer, scheduler, scaler, criterion, ema = (parts.optimizer, parts.scheduler, parts.scaler, parts.criterion,
+                                                    parts.ema)  # fmt: skip
     steps = len(setup.train_loader)
-    scheduler = one_cycle(optimizer=optimizer, max_lr=max_lr, epochs=o.epochs, peak_epoch=o.peak_epoch,
-                          steps_per_epoch=steps, div_factor=o.div_factor,
-                          final_div_factor=o.final_div_factor)  # fmt: skip
-    scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16)
-    criterion = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
     log = RunLog()
     if state is not None:
-        log = restore(state=state, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, precision=ran)
+        log = restore(state=state, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, precision=ran,
+                      ema=ema)  # fmt: skip
+    scored = ema.module if ema is not None else net
 
     record = {
         "params": recipe.to_dict(TRAIN_PARAMS), "max_lr": max_lr, "max_lr_source": peak.source,
@@ -137,10 +137,10 @@ def fit(model: nn.Module, data: ImageData, recipe: Recipe) -> FitResult:
         t0 = time.perf_counter()
         tr = train_epoch(model=net, loader=setup.train_loader, optimizer=optimizer, scheduler=scheduler,
                          criterion=criterion, device=dev, amp_dtype=amp_dtype, scaler=scaler, epoch=epoch,
-                         channels_last=machine.channels_last, progress=show)  # fmt: skip
+                         channels_last=machine.channels_last, progress=show, ema=ema)  # fmt: skip
         # fp32, whatever training ran in: notebook 05 and the app recompute this accuracy from model.pt in fp32 on
         # any device, and a bf16 evaluation differs from it by a few images (5 of 10,000 measured on CIFAR-10)
-        ev = evaluate(model=net, loader=setup.test_loader, device=dev, amp_dtype=None,
+        ev = evaluate(model=scored, loader=setup.test_loader, device=dev, amp_dtype=None,
                       channels_last=machine.channels_last, tta=recipe.network.tta)  # fmt: skip
         loss, correct, seen, ev_loss, ev_correct, ev_seen = all_reduce_sum(
             [tr["loss"], tr["correct"], tr["seen"], ev["loss_sum"], ev["correct"], ev["seen"]], dev
@@ -154,7 +154,7 @@ def fit(model: nn.Module, data: ImageData, recipe: Recipe) -> FitResult:
         if rank == 0:
             save_checkpoint(path=paths["checkpoint"], identity=identity, max_lr=max_lr, lr_finder=peak.lr_finder,
                             model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, precision=ran,
-                            log=log, elapsed=time.perf_counter() - started)  # fmt: skip
+                            log=log, elapsed=time.perf_counter() - started, ema=ema)  # fmt: skip
             log.checkpoint_seconds.append(time.perf_counter() - t0)  # in metrics.json; the next checkpoint holds it
             save_json(obj=log.metrics(record=record, finished=False), path=paths["metrics"])
         if show:
@@ -165,6 +165,8 @@ def fit(model: nn.Module, data: ImageData, recipe: Recipe) -> FitResult:
                   flush=True)  # fmt: skip
 
     log.wall_seconds += time.perf_counter() - started
+    if ema is not None:  # the model that was evaluated is the one saved and handed back
+        model.load_state_dict(ema.module.state_dict())
     result = log.metrics(record=record, finished=True)
     if rank == 0:
         save_model(path=paths["model"], model=model, data=data, metrics=result)

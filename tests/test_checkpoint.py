@@ -38,8 +38,8 @@ def test_a_checkpoint_loaded_for_another_device_restores_from_cpu_tensors(cifar,
     run(cifar, tmp_path, epochs=1)
     path = tmp_path / "checkpoint.pt"
     identity = torch.load(path, weights_only=True)["identity"]
-    state = load_checkpoint(path=path, resume=True, identity=identity, may_differ=set(), device=torch.device("meta"),
-                            rank=0)  # fmt: skip
+    state = load_checkpoint(path=path, resume=True, identity=identity, may_differ=set(), defaults={},
+                            device=torch.device("meta"), rank=0)  # fmt: skip
     assert all(t.device.type == "cpu" for t in (state["rng"]["torch"], state["rng"]["numpy"]["key"]))
     model = build_model(name="custom_resnet", num_classes=10)
     optimizer = make_sgd(model=model, lr=0.02, momentum=0.9, nesterov=True, weight_decay=5e-4)

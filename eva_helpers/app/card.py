@@ -64,7 +64,8 @@ def recipe_lines(app: AppModel) -> list[str]:
             f"- **Recipe**: {epochs} epochs of One-Cycle SGD peaking at epoch {p.get('peak_epoch')}, max LR "
             f"{max_lr:.3g} ({m.get('max_lr_source', 'given')}), batch {p.get('batch_size')}, momentum "
             f"{p.get('momentum')}{' (Nesterov)' if p.get('nesterov') else ''}, weight decay {p.get('weight_decay')}, "
-            f"label smoothing {p.get('label_smoothing', 0)}, logit scale {p.get('logit_scale', 1.0)}.",
+            f"label smoothing {p.get('label_smoothing', 0)}, logit scale {p.get('logit_scale', 1.0)}"
+            + (f"; the weights are their moving average (decay {p['ema']} per step)." if p.get("ema") else "."),
             f"- **Augmentation**: {_augment(p.get('augment'))}.",
         ]
     else:
