@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from scripts import load_script
 
-from eva_helpers.lr_finder import RULES
-from eva_helpers.recipe import SPEC
+from eva_helpers.lr_finder import LR_RULES
+from eva_helpers.recipe import SPEC, TRAIN_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def test_the_summary_finds_the_best_peak_on_the_mean_over_seeds_and_how_far_each
 
 
 def test_the_table_shows_each_sweep_and_a_dash_for_a_workload_not_swept(lr_sweep, tmp_path):
-    rules = {r: {"max_lr": 0.2, "score": 0.79} for r in RULES}
+    rules = {r: {"max_lr": 0.2, "score": 0.79} for r in LR_RULES}
     result = {**fake_result(rules=rules), "proxy": {"model": "custom_resnet", "width": 0.25, "n_train": 10000,
                                                     "epochs": 8}}  # fmt: skip
     result["summary"] = lr_sweep.summary(result)
@@ -57,7 +57,7 @@ def test_quick_writes_a_result_file_that_never_reads_the_test_split(lr_sweep, tm
     assert lr_sweep.main(["--workload", "cifar10", "--quick", "--seeds", "1", "--results-dir", str(tmp_path)]) == 0
     r = json.loads((tmp_path / "lr_sweep_cifar10_quick.json").read_text())
     assert [g["max_lr"] for g in r["grid"]] == list(lr_sweep.QUICK["grid"]) and r["quick"] is True
-    assert set(r["rules"]) == set(RULES) and all(len(x["runs"]) == 1 for x in r["rules"].values())
+    assert set(r["rules"]) == set(LR_RULES) and all(len(x["runs"]) == 1 for x in r["rules"].values())
     assert "held-out training images" in r["scored_on"] and r["default_rule"] == SPEC["lr_rule"].default
     assert set(r["summary"]) == {"grid_means", "best_fixed", "rules", "variants"}
     best = r["summary"]["best_fixed"]["max_lr"]
@@ -67,8 +67,10 @@ def test_quick_writes_a_result_file_that_never_reads_the_test_split(lr_sweep, tm
             100 * (variant["score"] - r["summary"]["best_fixed"]["score"])
         )
     runs = tmp_path / "runs" / "lr_sweep_cifar10"
-    assert [json.loads(m.read_text())["params"]["label_smoothing"] for m in runs.glob("label_smoothing*/metrics.json")
-            ] == [0.1]  # the variant's run trained with its change  # fmt: skip
+    for changes in lr_sweep.VARIANTS.values():  # each variant's run trained with its change
+        slug = "-".join(f"{k}{v:g}" for k, v in changes.items())
+        params = json.loads((runs / f"{slug}-lr{best:g}-seed1" / "metrics.json").read_text())["params"]
+        assert {k: params[k] for k in changes} == changes
     assert all(0 <= g["score"] <= 1 for g in r["grid"])
     # a second run reuses every finished run (a killed sweep continues): same scores, nothing trained again
     first = {(g["max_lr"], g["seed"]): g["score"] for g in r["grid"]}
@@ -83,11 +85,31 @@ def test_the_default_rule_is_the_one_the_committed_sweeps_choose(lr_sweep):
     assert SPEC["lr_rule"].default == rule, f"the sweeps choose {rule!r} (points below the best peak: {points})"
 
 
-def test_the_chosen_rule_loses_the_fewest_points_over_every_workload(lr_sweep, tmp_path):
-    for workload, below in {"cifar10": {"valley": 20, "steep": 2, "minimum": 3},
-                            "tinyimagenet": {"valley": 5, "steep": 6, "minimum": 3}}.items():  # fmt: skip
-        rules = {r: {"max_lr": 0.2, "score": 0.79 - p / 100} for r, p in below.items()}
-        result = fake_result(rules=rules)
-        (tmp_path / f"lr_sweep_{workload}.json").write_text(json.dumps({"summary": lr_sweep.summary(result)}))
-    rule, points = lr_sweep.chosen_rule(tmp_path)
+def test_the_chosen_rule_passes_on_the_most_workloads_then_loses_the_fewest_points(lr_sweep, tmp_path):
+    def sweeps(below):
+        for workload, points in below.items():
+            rules = {r: {"max_lr": 0.2, "score": 0.79 - p / 100} for r, p in points.items()}  # at the best peak
+            result = fake_result(rules=rules)
+            (tmp_path / f"lr_sweep_{workload}.json").write_text(json.dumps({"summary": lr_sweep.summary(result)}))
+        return lr_sweep.chosen_rule(tmp_path)
+
+    rule, points = sweeps({"cifar10": {"valley": 20, "steep": 2, "minimum": 3},
+                           "tinyimagenet": {"valley": 5, "steep": 6, "minimum": 3}})  # fmt: skip
     assert rule == "minimum" and points == pytest.approx({"valley": 12.5, "steep": 4.0, "minimum": 3.0})
+    # within 1 point on one workload beats fewer points on average but more than 1 on both
+    rule, points = sweeps({"cifar10": {"valley": 0.5, "steep": 1.2}, "tinyimagenet": {"valley": 2.2, "steep": 1.2}})
+    assert rule == "valley" and points["steep"] < points["valley"]
+
+
+def test_a_finished_run_is_reused_only_if_it_trained_as_the_recipe_would(lr_sweep, tmp_path):
+    recipe = lr_sweep.proxy_recipe("cifar10", seed=1, max_lr=0.5, out_dir=tmp_path, quick=True)
+    params = recipe.to_dict(TRAIN_PARAMS)
+    assert lr_sweep.same_training(params, recipe)
+    older = {k: v for k, v in params.items() if k != "ema"}  # written before ema existed: it ran without one
+    assert lr_sweep.same_training(older, recipe) and not lr_sweep.same_training(older, recipe.replace(ema=0.9))
+    assert not lr_sweep.same_training({**params, "weight_decay": 1e-4}, recipe)
+    elsewhere = {**params, "out_dir": "/elsewhere", "progress": True, "lr_rule": "valley"}
+    assert lr_sweep.same_training(elsewhere, recipe)  # where it ran, and a rule that a given peak never read
+    tested = recipe.replace(max_lr=None)  # the range test chose the peak, so its rule counts
+    assert lr_sweep.same_training({**params, "max_lr": None}, tested)
+    assert not lr_sweep.same_training({**elsewhere, "max_lr": None}, tested)
