@@ -1,4 +1,5 @@
-"""The moving average of the weights (ema): what it averages, that it is what is evaluated and saved, and resume."""
+"""The moving average of the weights (ema): what it averages, that it is what is evaluated and saved, and old
+checkpoints (resuming an ema run: test_train.py's resume test, with ema)."""
 
 import pytest
 import torch
@@ -7,7 +8,6 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from eva_helpers.analysis import error_report
 from eva_helpers.data import load_data, load_model_data
-from eva_helpers.engine import train_epoch
 from eva_helpers.inference import predict_logits
 from eva_helpers.model_file import load_trained
 from eva_helpers.recipe import load_recipe
@@ -60,32 +60,6 @@ def test_the_ema_is_the_moving_average_of_every_steps_weights_and_is_what_is_eva
     report = error_report(logits=logits, labels=again.y_test, classes=again.classes)
     assert report.accuracy == result.metrics["test_acc"] == meta["test_acc"]
     assert float(report.loss.mean()) == pytest.approx(result.history[-1]["test_loss"], rel=1e-5)
-
-
-@pytest.mark.slow  # three trainings
-def test_a_resumed_run_with_an_ema_ends_with_the_same_average_as_an_uninterrupted_one(cifar, tmp_path, monkeypatch):
-    def train(out, **over):
-        r = recipe(cifar, out, epochs=3, ema=0.9, **over)
-        data = load_data(r)
-        model = new_model(r, data)
-        return model, fit(model, data, r)
-
-    full, full_result = train(tmp_path / "full")
-    real = train_epoch
-
-    def interrupted(**kw):
-        if kw["epoch"] == 2:
-            raise KeyboardInterrupt
-        return real(**kw)
-
-    monkeypatch.setattr("eva_helpers.training.train_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train(tmp_path / "cut")
-    monkeypatch.setattr("eva_helpers.training.train_epoch", real)
-    resumed, resumed_result = train(tmp_path / "cut", resume=True)
-    assert resumed_result.history == full_result.history
-    for k, v in full.state_dict().items():
-        assert torch.equal(resumed.state_dict()[k], v), k
 
 
 def test_a_checkpoint_from_before_ema_existed_resumes_as_ema_off(cifar, tmp_path):

@@ -85,8 +85,9 @@ def test_fit_writes_every_product(cifar, tmp_path):
 
 
 @pytest.mark.slow  # three trainings
-def test_resume_after_an_interruption_matches_an_uninterrupted_run(cifar, tmp_path, monkeypatch):
-    full_weights, full = train(recipe(cifar, tmp_path / "full"))
+@pytest.mark.parametrize("ema", [0.0, 0.9])  # with ema, the weights' moving average must come back too
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(cifar, tmp_path, monkeypatch, ema):
+    full_weights, full = train(recipe(cifar, tmp_path / "full", ema=ema))
 
     real = engine.train_epoch
 
@@ -97,10 +98,10 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(cifar, tmp_pa
 
     monkeypatch.setattr("eva_helpers.training.train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train(recipe(cifar, tmp_path / "cut"))
+        train(recipe(cifar, tmp_path / "cut", ema=ema))
     assert load_torch(path=tmp_path / "cut" / "checkpoint.pt")["epoch"] == 2
     monkeypatch.setattr("eva_helpers.training.train_epoch", real)
-    resumed_weights, resumed = train(recipe(cifar, tmp_path / "cut", resume=True))
+    resumed_weights, resumed = train(recipe(cifar, tmp_path / "cut", ema=ema, resume=True))
     assert resumed.history == full.history and resumed.metrics["lr_per_step"] == full.metrics["lr_per_step"]
     for k, v in full_weights.items():
         assert torch.equal(resumed_weights[k], v), k
