@@ -4,13 +4,16 @@ A range test reads the training loss over its first ~100 steps. On the two proxi
 best peaks are 16x apart while their curves look alike, so no rule that reads one point of the curve lands near
 both. The probe asks the question itself, as Smith reads held-out accuracy: it trains the recipe for half its
 epochs (peaking at half its peak epoch) at blowup's pick and at 1/4, 1/16 and 1/64 of it, each from the same
-starting weights on the training images less a class-balanced held-out part, and keeps the peak that scores
-best there. It costs about two runs of the recipe; the test split is never read.
+starting weights on the training images less a class-balanced held-out part. The candidates are x4 apart, so the
+peak is read between them: a parabola in log(LR) through the best rehearsal and its two neighbours, whose top lies
+within x2 of the best (at the ends of the range, or beside a diverged rehearsal, the best itself). It costs about
+two runs of the recipe; the test split is never read.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from typing import Any
 
@@ -45,8 +48,9 @@ def probe_peak(setup: Setup, found: dict[str, Any]) -> dict[str, Any]:
     schedule = {"epochs": max(1, o.epochs // 2), "peak_epoch": max(1, o.peak_epoch // 2)}
     key = {"top": top, **schedule, "seed": recipe.machine.seed, "n_train": int(len(setup.data.y_train))}
     earlier = found.get("probe") or {}
-    if earlier.get("key") == key:
-        return {**found, "rule": PROBE, "suggested_lr": earlier["max_lr"]}
+    if earlier.get("key") == key:  # the pick is read again from the scores: a probe saved by an older rule is kept
+        chosen = read_peak(earlier["runs"])
+        return {**found, "rule": PROBE, "suggested_lr": chosen, "probe": {**earlier, "max_lr": chosen}}
     n = held_out_size(len(setup.data.y_train))
     if n < len(set(setup.data.y_train.tolist())):
         raise ValueError(
@@ -75,9 +79,24 @@ def probe_peak(setup: Setup, found: dict[str, Any]) -> dict[str, Any]:
             f"{top / APART ** (CANDIDATES - 1):.3g}; give max_lr, or lower finder_end_lr so that the range test "
             "blows up lower."
         )
-    best = max(trained, key=lambda r: r["score"])
-    probe = {"key": key, "max_lr": best["max_lr"], "held_out": n, "runs": runs}
-    return {**found, "rule": PROBE, "suggested_lr": best["max_lr"], "probe": probe, "reused": False}
+    chosen = read_peak(runs)
+    probe = {"key": key, "max_lr": chosen, "held_out": n, "runs": runs}
+    return {**found, "rule": PROBE, "suggested_lr": chosen, "probe": probe, "reused": False}
+
+
+def read_peak(runs: list[dict[str, Any]]) -> float:
+    """The peak the rehearsals point to: the top of the parabola in log(LR) through the best-scoring rehearsal and
+    its two neighbours; the best rehearsal's own peak when it lies at an end of the range, or beside one that
+    diverged (score None). The top of such a parabola is never more than half a step (x2) from the best."""
+    scored = [i for i, r in enumerate(runs) if r["score"] is not None]
+    i = max(scored, key=lambda j: runs[j]["score"])
+    if i == 0 or i == len(runs) - 1 or runs[i - 1]["score"] is None or runs[i + 1]["score"] is None:
+        return float(runs[i]["max_lr"])
+    above, best, below = (runs[j]["score"] for j in (i - 1, i, i + 1))
+    bend = above - 2 * best + below  # <= 0: the middle scores best
+    step = 0.0 if bend == 0 else (below - above) / (2 * bend)  # in steps towards the larger peak, within +-1/2
+    lo, hi = math.log(runs[i]["max_lr"]), math.log(runs[i - 1]["max_lr"])
+    return float(math.exp(lo + step * (hi - lo)))
 
 
 def rehearse(model: nn.Module, data: ImageData, recipe: Recipe) -> float:
