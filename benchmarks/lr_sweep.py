@@ -9,7 +9,9 @@ A proxy is the recipe in configs/ with the network at a fraction of its width, t
 class-balanced subset of the training split. Every run, at a fixed peak of the grid or at a rule's pick, is
 scored on a class-balanced part of the training split held out from training: the test split is never read,
 so nothing here is chosen on the set the README reports. Each run keeps its own out_dir; the sweep reuses a
-finished run's metrics.json, so a killed sweep continues where it stopped with the same command.
+finished run's metrics.json, so a killed sweep continues where it stopped with the same command. `--reuse FILE`
+also counts the runs (and range tests, with the probe's rehearsals) recorded in an earlier result file of the same
+proxy as done: each one reused that way is marked with the commit that trained it.
 """
 
 from __future__ import annotations
@@ -42,12 +44,13 @@ from eva_helpers.recipe import SPEC, TRAIN_PARAMS, Recipe, load_recipe  # noqa: 
 from eva_helpers.run_setup import prepare  # noqa: E402
 from eva_helpers.training import fit  # noqa: E402
 
-# The proxies. CIFAR-10: ResNet-9 at 1/4 width (1/16 of the FLOPs), 10,000 training images, 8 epochs peaking at
-# epoch 2 (Page's 5 of 24), batch 512 as in the recipe. Tiny ImageNet: ResNet18 at 1/8 width (1/64 of the FLOPs,
+# The proxies. CIFAR-10: ResNet-9 at 1/4 width (1/16 of the FLOPs), all 45,000 training images left after the
+# held-out 5,000 (a 10,000-image subset preferred peaks x2.5 above Page's 0.4), 8 epochs peaking at epoch 2 (Page's
+# 5 of 24), batch 512 as in the recipe. Tiny ImageNet: ResNet18 at 1/8 width (1/64 of the FLOPs,
 # ~490 img/s on 2 bf16 cores, so a run takes about as long as CIFAR-10's) on 20 of the 200 classes, 8 epochs
 # peaking at epoch 2 (the recipe's 10 of 50 is 1/5), batch 256 as in the recipe.
 PROXIES: dict[str, dict[str, Any]] = {
-    "cifar10": {"width": 0.25, "classes": 0, "train_images": 10_000, "held_out": 5_000, "epochs": 8, "peak_epoch": 2},
+    "cifar10": {"width": 0.25, "classes": 0, "train_images": 0, "held_out": 5_000, "epochs": 8, "peak_epoch": 2},
     "tinyimagenet": {"width": 0.125, "classes": 20, "train_images": 0, "held_out": 2_000, "epochs": 8,
                      "peak_epoch": 2},
 }  # fmt: skip
@@ -89,13 +92,35 @@ def proxy_recipe(workload: str, *, seed: int, max_lr: float | None, out_dir: Pat
                        out_dir=str(out_dir), resume=(out_dir / "checkpoint.pt").exists(), **changes)  # fmt: skip
 
 
+def run_once(workload: str, data: ImageData, recipe: Recipe, earlier: dict[str, Any] | None, **changes) -> dict:
+    """{score, fit_seconds} of the proxy trained with this recipe (its changes to configs/ given): the run recorded in
+    the earlier result file with the same seed, peak and changes, marked with its commit, else train_once's."""
+    for run, did in recorded(earlier):
+        if (run["seed"], did) == (recipe.machine.seed, changes) and math.isclose(run["max_lr"], recipe.optim.max_lr):
+            trained_at = run.get("from", earlier["git_commit"])
+            return {"score": run["score"], "fit_seconds": run["fit_seconds"], "from": trained_at}
+    score, seconds = train_once(workload, data, recipe)
+    return {"score": score, "fit_seconds": round(seconds, 1)}
+
+
+def recorded(earlier: dict[str, Any] | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(run, its changes to the recipe) for every run an earlier result file holds."""
+    if earlier is None:
+        return []
+    plain = [*earlier["grid"], *(run for r in earlier["rules"].values() for run in r["runs"])]
+    varied = [({**run, "max_lr": v["max_lr"]}, v["changes"]) for v in earlier["variants"].values() for run in v["runs"]]
+    return [*((run, {}) for run in plain), *varied]
+
+
 def train_once(workload: str, data: ImageData, recipe: Recipe) -> tuple[float, float]:
-    """(held-out accuracy, seconds of fit) after training the proxy network with this recipe (a finished run is
-    reused, with the seconds it took then)."""
-    done = Path(recipe.outputs.out_dir) / "metrics.json"
-    if done.is_file():
-        m = json.loads(done.read_text())
-        if m.get("finished") and same_training(m["params"], recipe):
+    """(held-out accuracy, seconds of fit) after training the proxy network with this recipe. A finished run that
+    trained the same way on as many images, in this out_dir or a sibling (a rule that picks a grid peak), is reused,
+    with the seconds it took then."""
+    out = Path(recipe.outputs.out_dir)
+    for done in [out / "metrics.json", *sorted(out.parent.glob("*/metrics.json"))]:
+        m = json.loads(done.read_text()) if done.is_file() else {}
+        sized = (m.get("n_train"), m.get("n_test")) == (len(data.y_train), len(data.y_test))
+        if m.get("finished") and sized and same_training(m["params"], recipe):
             return float(m["test_acc"]), float(m["wall_seconds"])
     net = build_model(name=recipe.network.model, num_classes=data.num_classes, seed=recipe.machine.seed,
                       logit_scale=recipe.network.logit_scale, width=PROXIES[workload]["width"])  # fmt: skip
@@ -114,16 +139,17 @@ def same_training(params: dict[str, Any], recipe: Recipe) -> bool:
 
 
 def sweep(workload: str, *, data: ImageData, seeds: int, grid: tuple[float, ...], out_root: Path, quick: bool,
-          log) -> dict[str, Any]:  # fmt: skip
-    """Train at every fixed peak and at every rule's pick, for each seed; score each on the held-out images."""
+          log, earlier: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train at every fixed peak and at every rule's pick, for each seed; score each on the held-out images. Runs
+    and range tests that `earlier` (a result file of this proxy) records are taken from it."""
     runs = []
     for seed in range(1, seeds + 1):
         for max_lr in grid:
             recipe = proxy_recipe(workload, seed=seed, max_lr=max_lr, out_dir=out_root / f"lr{max_lr:g}-seed{seed}",
                                   quick=quick)  # fmt: skip
-            score, seconds = train_once(workload, data, recipe)
-            runs.append({"max_lr": max_lr, "seed": seed, "score": score, "fit_seconds": round(seconds, 1)})
-            log(f"{workload} seed {seed} max_lr {max_lr:g}: held-out accuracy {score:.2%}")
+            done = run_once(workload, data, recipe, earlier)
+            runs.append({"max_lr": max_lr, "seed": seed, **done})
+            log(f"{workload} seed {seed} max_lr {max_lr:g}: held-out accuracy {done['score']:.2%}")
     rules: dict[str, dict[str, Any]] = {rule: {"runs": []} for rule in LR_RULES}
     curves = []
     for seed in range(1, seeds + 1):
@@ -132,21 +158,26 @@ def sweep(workload: str, *, data: ImageData, seeds: int, grid: tuple[float, ...]
         net = build_model(name=recipe.network.model, num_classes=data.num_classes, seed=seed,
                           logit_scale=recipe.network.logit_scale, width=PROXIES[workload]["width"])  # fmt: skip
         saved = out_root / f"range-test-seed{seed}.json"
-        found = lr_test(net, data, recipe, reuse=saved)
-        saved.write_text(json.dumps(found))
+        kept = [c for c in (earlier or {}).get("range_tests", []) if c["seed"] == seed]
+        if kept:  # the earlier file's curve, its rules' picks and the probe's rehearsals (its pick read again)
+            found = {**{k: kept[0][k] for k in ("lr", "loss", "probe")}, "from": earlier["git_commit"],
+                     "suggestions": {k: v for k, v in kept[0]["suggestions"].items() if k != PROBE}}  # fmt: skip
+        else:
+            found = lr_test(net, data, recipe, reuse=saved)
+            saved.write_text(json.dumps(found))
         # the probe's rehearsals train on the proxy's training images less their own held-out part (saved: reused)
         found = probe_peak(prepare(net, data, recipe, rank=0, world=1), found)
         saved.write_text(json.dumps(found))
         curves.append({"seed": seed, "lr": found["lr"], "loss": found["loss"],
                        "suggestions": {**found["suggestions"], PROBE: found["suggested_lr"]},
-                       "probe": found["probe"]})  # fmt: skip
+                       "probe": found["probe"], **({"from": found["from"]} if "from" in found else {})})  # fmt: skip
         for rule in LR_RULES:
             pick = float(curves[-1]["suggestions"][rule])
             recipe = proxy_recipe(workload, seed=seed, max_lr=pick, out_dir=out_root / f"{rule}-seed{seed}",
                                   quick=quick)  # fmt: skip
-            score, seconds = train_once(workload, data, recipe)
-            rules[rule]["runs"].append({"seed": seed, "max_lr": pick, "score": score, "fit_seconds": round(seconds, 1)})
-            log(f"{workload} seed {seed} rule {rule}: max_lr {pick:.3g}, held-out accuracy {score:.2%}")
+            done = run_once(workload, data, recipe, earlier)
+            rules[rule]["runs"].append({"seed": seed, "max_lr": pick, **done})
+            log(f"{workload} seed {seed} rule {rule}: max_lr {pick:.3g}, held-out accuracy {done['score']:.2%}")
     for r in rules.values():
         r["max_lr"] = math.exp(statistics.mean(math.log(x["max_lr"]) for x in r["runs"]))  # geometric mean
         r["score"] = statistics.mean(x["score"] for x in r["runs"])
@@ -159,9 +190,9 @@ def sweep(workload: str, *, data: ImageData, seeds: int, grid: tuple[float, ...]
             slug = "-".join(f"{k}{v:g}" for k, v in changes.items())
             recipe = proxy_recipe(workload, seed=seed, max_lr=best, out_dir=out_root / f"{slug}-lr{best:g}-seed{seed}",
                                   quick=quick, **changes)  # fmt: skip
-            score, seconds = train_once(workload, data, recipe)
-            variant["runs"].append({"seed": seed, "score": score, "fit_seconds": round(seconds, 1)})
-            log(f"{workload} seed {seed} {name} at max_lr {best:g}: held-out accuracy {score:.2%}")
+            done = run_once(workload, data, recipe, earlier, **changes)
+            variant["runs"].append({"seed": seed, **done})
+            log(f"{workload} seed {seed} {name} at max_lr {best:g}: held-out accuracy {done['score']:.2%}")
         variant["score"] = statistics.mean(x["score"] for x in variant["runs"])
         variants[name] = variant
     return {"grid": runs, "rules": rules, "range_tests": curves, "variants": variants}
@@ -256,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", dest="runs_dir", default=None, help="the runs' out_dirs (default: results/runs/)")
     p.add_argument("--quick", action="store_true", help="generated data, tiny settings: checks the pipeline runs")
     p.add_argument("--table", action="store_true", help="print the README's table from the result files and stop")
+    p.add_argument("--reuse", default=None, help="an earlier result file of the same proxy: its runs count as done")
     a = p.parse_args(argv)
     if a.table:
         print(table(Path(a.results_dir) if a.results_dir else HERE / "results"))
@@ -290,16 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         "scored_on": f"{len(data.y_test):,} class-balanced {data.test_split} (never trained on; the test split unread)",
         "default_rule": SPEC["lr_rule"].default,
         "full_peak": {"max_lr": full_lr, "why": full_why},
-        **sweep(
-            a.workload,
-            data=data,
-            seeds=a.seeds,
-            grid=QUICK["grid"] if a.quick else GRID,
-            out_root=out_root,
-            quick=a.quick,
-            log=lambda line: print(line, flush=True),
-        ),
     }
+    earlier = json.loads(Path(a.reuse).read_text()) if a.reuse else None
+    if earlier and (earlier["proxy"], earlier["scored_on"]) != (result["proxy"], result["scored_on"]):
+        p.error(f"--reuse {a.reuse} swept another proxy ({earlier['proxy']}, scored on {earlier['scored_on']}), "
+                f"not this one ({result['proxy']}, {result['scored_on']}); run without --reuse.")  # fmt: skip
+    grid = QUICK["grid"] if a.quick else GRID
+    result.update(sweep(a.workload, data=data, seeds=a.seeds, grid=grid, out_root=out_root, quick=a.quick,
+                        log=lambda line: print(line, flush=True), earlier=earlier))  # fmt: skip
     result["summary"] = summary(result)
     every = [
         *result["grid"],

@@ -2,6 +2,8 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 from scripts import load_script
@@ -55,7 +57,8 @@ def test_the_readme_shows_the_table_of_the_committed_sweeps(lr_sweep):
 @pytest.mark.slow
 def test_quick_writes_a_result_file_that_never_reads_the_test_split(lr_sweep, tmp_path):
     assert lr_sweep.main(["--workload", "cifar10", "--quick", "--seeds", "1", "--results-dir", str(tmp_path)]) == 0
-    r = json.loads((tmp_path / "lr_sweep_cifar10_quick.json").read_text())
+    r_name = "lr_sweep_cifar10_quick.json"
+    r = json.loads((tmp_path / r_name).read_text())
     assert [g["max_lr"] for g in r["grid"]] == list(lr_sweep.QUICK["grid"]) and r["quick"] is True
     assert set(r["rules"]) == set(LR_RULES) and all(len(x["runs"]) == 1 for x in r["rules"].values())
     assert "held-out training images" in r["scored_on"] and r["default_rule"] == SPEC["lr_rule"].default
@@ -78,6 +81,22 @@ def test_quick_writes_a_result_file_that_never_reads_the_test_split(lr_sweep, tm
     again = json.loads((tmp_path / "lr_sweep_cifar10_quick.json").read_text())
     assert {(g["max_lr"], g["seed"]): g["score"] for g in again["grid"]} == first
     assert again["seconds"] < r["seconds"]
+    # --reuse: with no runs on disk, the result file alone answers for every run and range test, each marked so
+    never = {"side_effect": AssertionError("trained again")}
+    with mock.patch.object(lr_sweep, "train_once", **never), mock.patch.object(lr_sweep, "lr_test", **never):
+        argv = ["--workload", "cifar10", "--quick", "--seeds", "1", "--results-dir", str(tmp_path / "again")]
+        assert lr_sweep.main([*argv, "--runs-dir", str(tmp_path / "none"), "--reuse", str(tmp_path / r_name)]) == 0
+    reused = json.loads((tmp_path / "again" / r_name).read_text())
+    assert {k: reused[k] for k in ("summary", "proxy")} == {k: again[k] for k in ("summary", "proxy")}
+    every = [
+        *reused["grid"],
+        *(run for x in [*reused["rules"].values(), *reused["variants"].values()] for run in x["runs"]),
+    ]
+    assert {run["from"] for run in every} == {again["git_commit"]} == {c["from"] for c in reused["range_tests"]}
+    with pytest.raises(SystemExit):  # another proxy's file answers for nothing
+        lr_sweep.main(
+            ["--workload", "tinyimagenet", "--quick", "--results-dir", str(tmp_path), "--reuse", str(tmp_path / r_name)]
+        )
 
 
 def test_the_default_rule_is_the_one_the_committed_sweeps_choose(lr_sweep):
@@ -113,3 +132,17 @@ def test_a_finished_run_is_reused_only_if_it_trained_as_the_recipe_would(lr_swee
     tested = recipe.replace(max_lr=None)  # the range test chose the peak, so its rule counts
     assert lr_sweep.same_training({**params, "max_lr": None}, tested)
     assert not lr_sweep.same_training({**elsewhere, "max_lr": None}, tested)
+
+
+def test_a_run_in_a_sibling_folder_is_reused_only_when_it_saw_as_many_images(lr_sweep, tmp_path, monkeypatch):
+    data = SimpleNamespace(y_train=[0] * 96, y_test=[0] * 32, num_classes=10)
+    recipe = lr_sweep.proxy_recipe("cifar10", seed=1, max_lr=0.5, out_dir=tmp_path / "blowup-seed1", quick=True)
+    (tmp_path / "lr0.5-seed1").mkdir()  # the grid's run at the same peak and seed
+    ran = {"finished": True, "params": recipe.to_dict(TRAIN_PARAMS), "test_acc": 0.61, "wall_seconds": 12.0}
+    metrics = tmp_path / "lr0.5-seed1" / "metrics.json"
+    metrics.write_text(json.dumps({**ran, "n_train": 96, "n_test": 32}))
+    monkeypatch.setattr(lr_sweep, "fit", mock.Mock(side_effect=AssertionError("trained again")))
+    assert lr_sweep.train_once("cifar10", data, recipe) == (0.61, 12.0)
+    metrics.write_text(json.dumps({**ran, "n_train": 40, "n_test": 32}))  # a smaller proxy's run answers for nothing
+    with pytest.raises(AssertionError, match="trained again"):
+        lr_sweep.train_once("cifar10", data, recipe)
