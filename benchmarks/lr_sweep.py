@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     results = Path(tmp.name) if tmp else Path(a.results_dir or HERE / "results")
     out_root = (Path(a.runs_dir) if a.runs_dir else results / "runs") / f"lr_sweep_{a.workload}"
     out_root.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     data, what = proxy_data(a.workload, data_dir=a.data_dir, quick=a.quick)
     recipe = proxy_recipe(a.workload, seed=1, max_lr=None, out_dir=out_root, quick=a.quick)

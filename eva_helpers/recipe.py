@@ -147,7 +147,7 @@ class RangeTestRecipe(_Group):
     finder_end_lr: float = knob(10.0, "LR range test: last LR (stops early if the loss diverges)", low=0,
                                 low_open=True)  # fmt: skip
     finder_iters: int = knob(100, "LR range test: steps", low=2)
-    lr_rule: str = knob("blowup", "LR range test: how the suggestion is read off the curve, or 'probe' (notebook 03)",
+    lr_rule: str = knob("probe", "LR range test: 'probe' (short rehearsals) or a rule read off the curve (notebook 03)",
                         choices=LR_RULES)  # fmt: skip
 
     def __post_init__(self) -> None:

@@ -73,7 +73,8 @@ def test_fit_writes_every_product(cifar, tmp_path):
     assert result.metrics == metrics and result.history == metrics["history"]
     finder = json.loads((out / "lr_finder.json").read_text())
     assert finder["suggested_lr"] == max_lr and len(finder["lr"]) == len(finder["loss"]) > 0
-    assert finder["rule"] == SPEC["lr_rule"].default and finder["suggestions"][finder["rule"]] == max_lr
+    picked = finder["probe"]["max_lr"] if finder["rule"] == "probe" else finder["suggestions"][finder["rule"]]
+    assert finder["rule"] == SPEC["lr_rule"].default and picked == max_lr
     assert set(finder["suggestions"]) == set(RULES)
     saved = torch.load(out / "model.pt", weights_only=True)
     assert set(saved) == {"model", "meta"} and saved["meta"]["num_classes"] == 10
