@@ -1,15 +1,15 @@
 """Which One-Cycle peak trains best, and where each LR range test rule lands: a sweep on small proxies of the recipes.
 
-    python benchmarks/lr_sweep.py --workload cifar10              # the grid and the rules, 2 seeds (~45 min on 2 cores)
+    python benchmarks/lr_sweep.py --workload cifar10              # grid, rules, variants, 2 seeds (~1.5 h, 2 AMX cores)
     python benchmarks/lr_sweep.py --workload tinyimagenet
     python benchmarks/lr_sweep.py --workload cifar10 --quick      # generated data, a minute: checks the pipeline
     python benchmarks/lr_sweep.py --table                         # the README's table from the result files
 
 A proxy is the recipe in configs/ with the network at a fraction of its width, trained for a few epochs on a
-class-balanced subset of the training split. Every run, at a fixed peak of the grid or at a rule's pick, is
-scored on a class-balanced part of the training split held out from training: the test split is never read,
-so nothing here is chosen on the set the README reports. Each run keeps its own out_dir; the sweep reuses a
-finished run's metrics.json, so a killed sweep continues where it stopped with the same command. `--reuse FILE`
+class-balanced part of the training split (all of it for CIFAR-10). Every run, at a fixed peak of the grid or at a
+rule's pick, is scored on a class-balanced part of the training split held out from training: the test split is
+never read, so nothing here is chosen on the set the README reports. Each run keeps its own out_dir; the sweep
+reuses a finished run's metrics.json, so a killed sweep continues where it stopped with the same command. `--reuse FILE`
 also counts the runs (and range tests, with the probe's rehearsals) recorded in an earlier result file of the same
 proxy as done: each one reused that way is marked with the commit that trained it.
 """
