@@ -305,7 +305,8 @@ def test_two_ranks_match_one_process_on_the_same_global_batches_and_resume(cifar
 
 
 def test_the_range_test_runs_on_rank_0_with_the_global_batch_and_its_suggestion_is_used(cifar, tmp_path):
-    finder = ["--max_lr", "None", "--finder_iters", "6", "--epochs", "1"]
+    # a rule read off the curve: the default, probe, starts only on one process (its refusal: test_probe.py)
+    finder = ["--max_lr", "None", "--lr_rule", "blowup", "--finder_iters", "6", "--epochs", "1"]
     launch(world=1, data_dir=cifar, out_dir=tmp_path / "one", log=tmp_path / "log1", extra=finder)
     out = tmp_path / "out"
     ranks = launch(world=2, data_dir=cifar, out_dir=out, log=tmp_path / "log", extra=finder)
