@@ -160,8 +160,9 @@ def sweep(workload: str, *, data: ImageData, seeds: int, grid: tuple[float, ...]
         saved = out_root / f"range-test-seed{seed}.json"
         kept = [c for c in (earlier or {}).get("range_tests", []) if c["seed"] == seed]
         if kept:  # the earlier file's curve, its rules' picks and the probe's rehearsals (its pick read again)
-            found = {**{k: kept[0][k] for k in ("lr", "loss", "probe")}, "from": earlier["git_commit"],
-                     "suggestions": {k: v for k, v in kept[0]["suggestions"].items() if k != PROBE}}  # fmt: skip
+            curve = kept[0]
+            found = {**{k: curve[k] for k in ("lr", "loss", "probe")}, "from": curve.get("from", earlier["git_commit"]),
+                     "suggestions": {k: v for k, v in curve["suggestions"].items() if k != PROBE}}  # fmt: skip
         else:
             found = lr_test(net, data, recipe, reuse=saved)
             saved.write_text(json.dumps(found))

@@ -93,6 +93,19 @@ def test_quick_writes_a_result_file_that_never_reads_the_test_split(lr_sweep, tm
         *(run for x in [*reused["rules"].values(), *reused["variants"].values()] for run in x["runs"]),
     ]
     assert {run["from"] for run in every} == {again["git_commit"]} == {c["from"] for c in reused["range_tests"]}
+    # reused from a file that itself reused: every run and curve still names the commit that trained it
+    (tmp_path / "later.json").write_text(json.dumps({**reused, "git_commit": "a later commit"}))
+    with mock.patch.object(lr_sweep, "train_once", **never), mock.patch.object(lr_sweep, "lr_test", **never):
+        argv = ["--workload", "cifar10", "--quick", "--seeds", "1", "--results-dir", str(tmp_path / "third")]
+        assert (
+            lr_sweep.main([*argv, "--runs-dir", str(tmp_path / "none"), "--reuse", str(tmp_path / "later.json")]) == 0
+        )
+    third = json.loads((tmp_path / "third" / r_name).read_text())
+    every = [
+        *third["grid"],
+        *(run for x in [*third["rules"].values(), *third["variants"].values()] for run in x["runs"]),
+    ]
+    assert {run["from"] for run in every} == {again["git_commit"]} == {c["from"] for c in third["range_tests"]}
     with pytest.raises(SystemExit):  # another proxy's file answers for nothing
         lr_sweep.main(
             ["--workload", "tinyimagenet", "--quick", "--results-dir", str(tmp_path), "--reuse", str(tmp_path / r_name)]
