@@ -134,7 +134,7 @@ def _probe(setup: Setup, found: dict[str, Any]) -> dict[str, Any]:
             "(notebook 04's peak cell) with the same recipe and out_dir on one GPU first (its lr_finder.json is then "
             "reused), or give max_lr, or choose a rule read off the curve (lr_rule='blowup')."
         )
-    return probe_peak(prepare(setup.model, setup.data, setup.recipe, rank=0, world=1), found)
+    return probe_peak(prepare(setup.model, setup.data, setup.recipe, rank=0, world=1), found, may_train=False)
 
 
 def peak_lr(model: nn.Module, data: ImageData, recipe: Recipe) -> Peak:

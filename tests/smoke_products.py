@@ -99,7 +99,7 @@ def test_the_range_test_found_a_descent_and_each_rule_read_its_own_point():
         from eva_helpers.probe import read_peak
 
         runs = finder["probe"]["runs"]
-        assert runs[0]["max_lr"] == finder["suggestions"]["blowup"]
+        assert finder["suggestions"]["blowup"] in [run["max_lr"] for run in runs]
         assert finder["suggested_lr"] == read_peak(runs)
     else:
         assert finder["suggested_lr"] == finder["suggestions"][finder["rule"]]

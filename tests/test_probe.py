@@ -9,7 +9,7 @@ from fakes import make_cifar10_batches
 from eva_helpers.data import load_data
 from eva_helpers.engine import TrainingDiverged
 from eva_helpers.peak import peak_lr
-from eva_helpers.probe import APART, CANDIDATES, held_out_size, probe_peak, read_peak, rehearse
+from eva_helpers.probe import APART, CANDIDATES, STEPS_UP, held_out_size, probe_peak, read_peak, rehearse
 from eva_helpers.recipe import load_recipe
 from eva_helpers.run_setup import new_model, prepare
 from eva_helpers.training import fit
@@ -73,6 +73,55 @@ def test_at_an_end_of_the_range_or_beside_a_diverged_rehearsal_the_best_is_kept(
     assert read_peak(rehearsed([0.195, 0.248, 0.252, 0.163], top=0.7565)) == pytest.approx(0.0891, rel=1e-3)
 
 
+def scored_like(true_peak, calls):
+    """A stand-in for rehearse: held-out accuracy falling as a parabola in log(LR) around true_peak, 0 beside it."""
+
+    def rehearse(model, data, recipe):
+        calls.append(recipe.optim.max_lr)
+        return max(0.0, 0.9 - 0.005 * (math.log(recipe.optim.max_lr) - math.log(true_peak)) ** 2)
+
+    return rehearse
+
+
+@pytest.mark.parametrize(
+    ("true_peak", "end_lr", "steps_up", "read"),
+    [(0.015, 10, 0, 0.015), (0.3, 10, 2, 0.3), (5.0, 2, 2, 0.64), (100, 100, 3, 2.56)],
+)
+def test_when_the_top_rehearsal_scores_best_the_probe_climbs_above_blowups_pick(
+    cifar, tmp_path, monkeypatch, true_peak, end_lr, steps_up, read
+):
+    # A range test that blew up early (Tiny ImageNet proxy, seed 3: blowup 0.046 while 0.0625-0.125 trained best)
+    # leaves the best peak above every candidate below blowup's pick: the probe must step up to find it, reading it
+    # exactly between rehearsals; it stops at finder_end_lr (end_lr) and after STEPS_UP steps (x64 above blowup's).
+    calls = []
+    monkeypatch.setattr("eva_helpers.probe.rehearse", scored_like(true_peak, calls))
+    r = recipe(cifar, tmp_path, epochs=2, peak_epoch=1, finder_end_lr=end_lr)
+    data = load_data(r)
+    setup = prepare(new_model(r, data), data, r, rank=0, world=1)
+    found = probe_peak(setup, {"suggestions": {"blowup": 0.04}})
+    rehearsed_at = [0.04 / APART**k for k in range(CANDIDATES)] + [0.04 * APART**k for k in range(1, steps_up + 1)]
+    assert steps_up <= STEPS_UP and calls == pytest.approx(rehearsed_at)
+    assert [run["max_lr"] for run in found["probe"]["runs"]] == pytest.approx(sorted(rehearsed_at, reverse=True))
+    assert found["suggested_lr"] == pytest.approx(read)
+
+    calls.clear()  # saved: the rehearsals are reused, and a wider range adds only the missing step
+    assert probe_peak(setup, found)["suggested_lr"] == found["suggested_lr"] and calls == []
+    if end_lr == 2:
+        wider = prepare(setup.model, data, r.replace(finder_end_lr=10.0), rank=0, world=1)
+        assert probe_peak(wider, found)["suggested_lr"] == pytest.approx(2.56) and calls == pytest.approx([2.56])
+        with pytest.raises(ValueError, match="needs a rehearsal at max_lr 2.56 that the saved probe lacks"):
+            probe_peak(wider, found, may_train=False)  # under torchrun: one device must rehearse it first
+
+
+def test_rehearsals_tied_at_chance_do_not_climb(cifar, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("eva_helpers.probe.rehearse", lambda model, data, r: calls.append(r.optim.max_lr) or 0.1)
+    r = recipe(cifar, tmp_path, epochs=2, peak_epoch=1)
+    data = load_data(r)
+    found = probe_peak(prepare(new_model(r, data), data, r, rank=0, world=1), {"suggestions": {"blowup": 1e-6}})
+    assert len(calls) == CANDIDATES and found["suggested_lr"] == 1e-6  # a flat range test: nothing learnt anywhere
+
+
 @pytest.mark.parametrize("ema", [0.0, 0.8])
 def test_a_rehearsal_scores_what_fit_reports_for_the_same_recipe(cifar, tmp_path, ema):
     r = recipe(cifar, tmp_path, epochs=2, peak_epoch=1, max_lr=0.1, ema=ema)
@@ -119,7 +168,7 @@ def test_peak_lr_with_the_probe_rule_runs_the_range_test_then_the_rehearsals(cif
     found = peak.lr_finder
     top = found["suggestions"]["blowup"]
     assert peak.source == "lr range test" and found["rule"] == "probe" and len(found["lr"]) == 8
-    assert peak.max_lr == found["suggested_lr"] and top / APART**CANDIDATES <= peak.max_lr <= top
+    assert peak.max_lr == found["suggested_lr"] and top / APART**CANDIDATES <= peak.max_lr <= r.range_test.finder_end_lr
     again = peak_lr(new_model(r, data), data, r)  # notebook 04 after notebook 03: lr_finder.json, probe and all
     assert again.lr_finder["reused"] and again.max_lr == peak.max_lr
 
