@@ -67,7 +67,7 @@ def steepest_lr(*, lr, loss, skip_start: int = 10, skip_end: int = 5) -> float:
 
 
 RULES = ("valley", "steep", "minimum", "blowup")  # how a suggestion is read off the curve
-PROBE = "probe"  # not read off the curve: short rehearsals of the recipe choose below blowup's pick (probe.py)
+PROBE = "probe"  # not read off the curve: short rehearsals of the recipe choose around blowup's pick (probe.py)
 LR_RULES = (*RULES, PROBE)  # what lr_rule may be
 MIN_DROP = 0.05  # a curve whose loss never falls by 5% of its start has no usable descent
 BLOWUP_CLIMB = 0.25  # the loss has blown up once it climbs a quarter of the curve's whole fall above its best so far

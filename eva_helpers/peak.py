@@ -110,7 +110,7 @@ def range_test_fingerprint(setup: Setup) -> str:
 def choose_peak(setup: Setup, *, saved: Path) -> Peak:
     """The recipe's max_lr, or (max_lr None) the range test's suggestion, reusing the one in `saved` when it matches.
 
-    With lr_rule 'probe' the rehearsals of probe.py choose among blowup's pick and below (reused from `saved` too).
+    With lr_rule 'probe' the rehearsals of probe.py choose around blowup's pick (reused from `saved` too).
     A range test that ran is written to `saved` (by rank 0); under DDP every rank gets rank 0's suggestion.
     """
     if setup.recipe.optim.max_lr is not None:

@@ -1,4 +1,4 @@
-"""The probe rule: short rehearsals of the recipe below blowup's pick, scored on held-out training images."""
+"""The probe rule: short rehearsals of the recipe around blowup's pick, scored on held-out training images."""
 
 import math
 
